@@ -638,7 +638,7 @@ def locate_dataset(
 # --------------------------------------------------------------------------------------------
 
 
-def _check_values(split: RawSplit, lengths: np.ndarray) -> None:
+def _check_values(split: RawSplit) -> None:
     """Infinite values and cases with no value at all are errors, reported with their place."""
     infinite = np.argwhere(np.isinf(split.values))
     if len(infinite):
@@ -648,7 +648,7 @@ def _check_values(split: RawSplit, lengths: np.ndarray) -> None:
         raise DatasetError(
             f"{split.where(case)}{column}{channel_text}: infinite value at time step {step + 1}"
         )
-    empty = np.nonzero(lengths == 0)[0]
+    empty = np.nonzero(np.isnan(split.values).all(axis=(1, 2)))[0]
     if len(empty):
         raise DatasetError(f"{split.where(int(empty[0]))}: the series has no values (all NaN)")
 
@@ -685,9 +685,8 @@ def build_dataset(
     padding = declared_equal is not True
     lengths = []
     for split in (train, test):
-        split_lengths = true_lengths(split.values, padding)
-        _check_values(split, split_lengths)
-        lengths.append(split_lengths)
+        _check_values(split)
+        lengths.append(true_lengths(split.values, padding))
     lengths_train, lengths_test = lengths
     has_missing = any(
         bool((np.isnan(split.values) & inside_mask(n, split.values.shape[-1])).any())
