@@ -611,26 +611,28 @@ def locate_dataset(
     )
     names = [record.name, *record.aliases] if record else [text]
     formats = _formats_for(file_format)
-    searched = []
+    searched: list[Path] = []  # every candidate folder, for the message
     for name in names:
         for folder in (directory / name, directory):
-            if folder in searched or not folder.is_dir():
+            if folder in searched:
                 continue
             searched.append(folder)
+            if not folder.is_dir():
+                continue
             found = _find_in_folder(folder, names, formats)
             if found is not None:
                 return _Location(record.name if record else text, record, *found)
     if record is None and Path(text).exists():  # a bare folder name relative to the cwd
         return _locate_path(Path(text), file_format)
-    message = _missing_dataset_message(names[0], searched or [directory / names[0]], origin)
     if record is None:
         close = suggest_names(text)
         hint = f" Did you mean {', '.join(close)}?" if close else ""
-        message = (
-            f"{text!r} is neither a dataset of the registry nor a folder in {directory}.{hint} "
-            + message
+        raise DatasetNotFoundError(
+            f"{text!r} is neither a dataset of the registry nor a folder in {directory} "
+            f"({origin}).{hint} For your own data, put {text}_TRAIN and {text}_TEST files in "
+            f"{directory / text} or pass the path of the folder or of the _TRAIN file"
         )
-    raise DatasetNotFoundError(message)
+    raise DatasetNotFoundError(_missing_dataset_message(names[0], searched, origin))
 
 
 # --------------------------------------------------------------------------------------------
