@@ -39,6 +39,7 @@ import matplotlib
 matplotlib.use("Agg")  # headless: the report is files, never a window
 
 import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from utils import statistics  # noqa: E402
@@ -121,25 +122,35 @@ def save_figure(figure, path: Path) -> None:
 
 
 def format_number(value, digits: int = 4) -> str:
-    if isinstance(value, str):
-        return value
-    if value is None or (isinstance(value, float) and math.isnan(value)):
+    """Integers as they are, floats to ``digits`` decimals (tiny ones in e-form), NaN as blank."""
+    if isinstance(value, bool | str):
+        return str(value)
+    if isinstance(value, int | np.integer):
+        return str(value)
+    if value is None or pd.isna(value):
         return ""
-    if isinstance(value, float) and value.is_integer() and abs(value) >= 1:
-        return str(int(value))
-    if isinstance(value, float) and 0 < abs(value) < 10 ** -(digits - 1):
+    if 0 < abs(value) < 10 ** -(digits - 1):
         return f"{value:.2e}"
-    return f"{value:.{digits}f}" if isinstance(value, float) else str(value)
+    return f"{value:.{digits}f}"
 
 
 def markdown_table(table: pd.DataFrame, index_name: str = "") -> str:
-    """A DataFrame as a GitHub markdown table (numbers to 4 decimals, small p-values in e-form)."""
+    """A DataFrame as a GitHub markdown table (see ``format_number``), formatted column-wise."""
     header = [index_name, *map(str, table.columns)]
+    cells = pd.DataFrame({column: table[column].map(format_number) for column in table.columns})
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    for label, row in table.iterrows():
-        cells = [str(label), *(format_number(value) for value in row)]
-        lines.append("| " + " | ".join(cells) + " |")
+    for label, row in zip(table.index, cells.itertuples(index=False), strict=True):
+        lines.append("| " + " | ".join([str(label), *row]) + " |")
     return "\n".join(lines) + "\n"
+
+
+def summary_for_display(summary: pd.DataFrame) -> pd.DataFrame:
+    """The summary with its counting rows as integers (so they print without decimals)."""
+    shown = summary.astype(object)
+    for row in ("datasets", "count >= best of the others"):
+        if row in shown.index:
+            shown.loc[row] = [None if pd.isna(v) else int(v) for v in summary.loc[row]]
+    return shown
 
 
 # ----------------------------------------------------------------------------- the comparison
@@ -169,12 +180,12 @@ def per_dataset_markdown(
     for column in columns:
         values = column.accuracies.reindex(rows)
         if column.runs is None:
-            cells[column.label] = values.map(format_number)
+            cells[column.label] = values.map(format_number).tolist()
             continue
-        std = column.std.reindex(rows).fillna(0.0)
-        runs = column.runs.reindex(rows)
+        std, runs = column.std.reindex(rows), column.runs.reindex(rows)
         cells[column.label] = [
-            "" if pd.isna(mean) else f"{mean:.4f} ± {spread:.4f} ({int(count)})"
+            "" if pd.isna(mean) else f"{mean:.4f} ({int(count)})" if pd.isna(spread)
+            else f"{mean:.4f} ± {spread:.4f} ({int(count)})"
             for mean, spread, count in zip(values, std, runs, strict=True)
         ]
     table = pd.DataFrame(cells, index=[names.get(key, key) for key in rows]).sort_index()
@@ -312,7 +323,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     write_text(out / "pairwise.csv", pairwise.to_csv(index=False))
     if summary is not None:
         write_text(out / "summary.csv", summary.to_csv())
-        write_text(out / "summary.md", markdown_table(summary, "statistic"))
+        write_text(out / "summary.md", markdown_table(summary_for_display(summary), "statistic"))
     if p_matrix is not None:
         write_text(out / "wilcoxon_p_values.csv", p_matrix.to_csv())
     if not failed_runs.empty:
@@ -346,7 +357,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if summary is not None:
         report += ["", f"## Summary over the {n_common} common datasets", "",
                    "Ranks: 1 = most accurate. MPCE = mean of (1 - accuracy) / classes.", "",
-                   markdown_table(summary, "statistic")]
+                   markdown_table(summary_for_display(summary), "statistic")]
     if not pairwise.empty:
         shown = pairwise.set_index(["subject", "reference"])
         shown.index = [f"{subject} vs {reference}" for subject, reference in shown.index]
@@ -380,7 +391,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not failed_runs.empty:
         print(f"{len(failed_runs)} failed run(s) ignored; see {out / 'failed_runs.csv'}")
     if summary is not None:
-        print(markdown_table(summary, "statistic"))
+        print(markdown_table(summary_for_display(summary), "statistic"))
     train_loss = {column.key for column in columns} == {
         column.key for column in statistics.load_references(arguments.results_dir,
                                                             ["train-loss-table"])}
