@@ -65,6 +65,7 @@ PAPER_KEYS = ("lstmfcn-2019", "alstmfcn-2019", "lstmfcn-paper-leaky",
 
 
 def parse_arguments(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """Parse and check the flags; a bad ``--alpha`` or ``--out`` raises ConfigurationError."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--logs-dir", type=Path, default=ROOT / "logs",
                         help="folder of <model>_<cells>_cells_results.csv (default: logs/)")
@@ -252,6 +253,7 @@ def reproduction_lines(summary: pd.DataFrame, p_matrix: pd.DataFrame, cd: float)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Build the report (see the module docstring); returns the exit code."""
     arguments = parse_arguments(argv)
 
     # 1. The published columns, and ours (or, with --reference-only, the paper's as "ours").
@@ -333,7 +335,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         "# Comparison with published results",
         "",
         f"Ours: {', '.join(log_files) if log_files else 'none (--reference-only)'}.",
-        "Published: " + "; ".join(f"{c.label} (`{c.source}`)" for c in others) + ".",
+        "Published: " + "; ".join(f"{c.label} (`{c.source}`)"
+                                  for c in (columns if arguments.reference_only else others))
+        + ".",
         "",
         f"**{len(rows)} datasets** in the table; **{n_common}** are present in every column "
         f"({n_columns} columns) and are the ones the summary, ranks, p-values and diagrams use. "
