@@ -188,9 +188,11 @@ class _Staged:
 def _wanted(member: ArchiveMember, datasets: Sequence[str] | None) -> bool:
     if not datasets:
         return True
-    record = find_dataset(member.name)
-    names = {member.name.lower()} | ({record.name.lower()} if record else set())
-    return bool(names & {name.lower() for name in datasets})
+    def canonical(name: str) -> str:  # registry name for names and aliases, else as given
+        record = find_dataset(name)
+        return (record.name if record else name).lower()
+
+    return canonical(member.name) in {canonical(name) for name in datasets}
 
 
 def extract_archive(
@@ -295,8 +297,6 @@ def extract_archive(
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Command line: ``extract_all_datasets.py ARCHIVE [--out DIR] [--password PW] ...``."""
-    from utils.data import default_data_dir
-
     parser = argparse.ArgumentParser(
         description="Copy the split files of UCR/UEA archive zips or folders into the Data/ "
         "layout (<Name>/<Name>_TRAIN.<ext>), unchanged."
@@ -312,7 +312,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--overwrite", action="store_true",
                         help="replace existing files whose contents differ")
     args = parser.parse_args(argv)
-    out = args.out if args.out is not None else default_data_dir()
+    if args.out is None:
+        from utils.data import default_data_dir  # pandas and scikit-learn: only when needed
+
+        args.out = default_data_dir()
+    out = args.out
     for archive in args.archives:
         report = extract_archive(
             archive, out, password=args.password, datasets=args.datasets,
