@@ -53,18 +53,30 @@ def test_non_numeric_cell_reports_line_and_column(gunpoint):
         load_dataset(gunpoint)
 
 
-def test_ragged_rows_in_a_comma_file(tmp_path, gunpoint):
+@pytest.mark.parametrize(("change", "fields"), [(-1, 150), (1, 152)])
+def test_ragged_rows_in_a_comma_file(tmp_path, gunpoint, change, fields):
     for split in ("TRAIN", "TEST"):
         text = (gunpoint / f"GunPoint_{split}.tsv").read_text().replace("\t", ",")
         (tmp_path / f"GunPoint_{split}").write_text(text)
 
-    def drop_last_value(lines):
-        lines[3] = lines[3].rsplit(",", 1)[0]
+    def change_row_length(lines):
+        lines[3] = lines[3].rsplit(",", 1)[0] if change < 0 else lines[3] + ",0.5"
 
-    _edit_lines(tmp_path / "GunPoint_TRAIN", drop_last_value)
-    with pytest.raises(DatasetError, match=r"GunPoint_TRAIN, line 4: 150 fields where line 1 "
-                       r"has 151"):
+    _edit_lines(tmp_path / "GunPoint_TRAIN", change_row_length)
+    with pytest.raises(DatasetError, match=rf"GunPoint_TRAIN, line 4: {fields} fields where "
+                       r"line 1 has 151"):
         load_dataset("GunPoint", data_dir=tmp_path)
+
+
+def test_line_numbers_count_blank_lines(gunpoint):
+    def blank_lines_then_bad_cell(lines):
+        lines.insert(0, "")
+        lines.insert(3, "")
+        _set_cell(lines, 6, 4, "1,5")
+
+    _edit_lines(gunpoint / "GunPoint_TRAIN.tsv", blank_lines_then_bad_cell)
+    with pytest.raises(DatasetError, match=r"GunPoint_TRAIN\.tsv, line 6, column 4: '1,5'"):
+        load_dataset(gunpoint)
 
 
 def test_all_nan_row(gunpoint):

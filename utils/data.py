@@ -191,7 +191,7 @@ def _read_bytes(path: Path) -> bytes:
         raw = path.read_bytes()
     except OSError as error:
         raise DatasetError(f"{path}: cannot read the file ({error.strerror or error})") from error
-    if not raw.strip():
+    if not raw or raw.isspace():  # isspace stops at the first other byte: no copy of raw
         raise DatasetError(f"{path}: the file is empty")
     return raw
 
@@ -204,6 +204,54 @@ def _first_bad_cell(frame: pd.DataFrame, column: int) -> tuple[int, str] | None:
     return (int(bad[0]), str(cells.iloc[bad[0]])) if len(bad) else None
 
 
+def _field_count(line: bytes, separator: str) -> int:
+    return len(line.split()) if separator == WHITESPACE else line.count(separator.encode()) + 1
+
+
+def _check_field_counts(path: Path, raw: bytes, separator: str) -> np.ndarray:
+    """Raise at the first line whose number of fields differs from the first line's.
+
+    Returns the 1-based line numbers of the non-blank lines (the rows pandas will read).
+    """
+    rows = [(number, line) for number, line in enumerate(raw.splitlines(), 1) if line.strip()]
+    first_number, expected = rows[0][0], _field_count(rows[0][1], separator)
+    for number, line in rows:
+        count = _field_count(line, separator)
+        if count != expected:
+            raise DatasetError(
+                f"{path}, line {number}: {count} fields where line {first_number} has "
+                f"{expected}; every row needs the label and the same number of values (pad "
+                f"shorter series with NaN)"
+            )
+    return np.array([number for number, _ in rows])
+
+
+def _first_line(raw: bytes) -> bytes:
+    """The first non-blank line, without copying the rest of a large file."""
+    start = re.match(rb"\s*", raw).end()
+    end = raw.find(b"\n", start)
+    return raw[start : end if end >= 0 else len(raw)]
+
+
+def _row_line_numbers(path: Path, raw: bytes, separator: str) -> np.ndarray:
+    """Line number of each row; checks that all rows have the same number of fields.
+
+    The common case (no blank line, the same number of delimiters on every line) is recognised
+    by counting newlines and delimiters in the whole file, a few milliseconds on the largest UCR
+    files: a blank or short line makes the total fall short, and a line with too many fields is
+    rejected by pandas. Only otherwise is the file scanned line by line.
+    """
+    if separator != WHITESPACE:
+        n_lines = raw.count(b"\n") + (not raw.endswith(b"\n"))
+        per_line = _field_count(_first_line(raw), separator) - 1
+        if raw.count(separator.encode()) == n_lines * per_line:
+            return np.arange(1, n_lines + 1)
+    return _check_field_counts(path, raw, separator)
+
+
+WHITESPACE = r"\s+"
+
+
 def read_delimited(path: Path) -> RawSplit:
     """Read a UCR ``.tsv`` or a 2015-style comma/whitespace file: label, then the values.
 
@@ -211,43 +259,30 @@ def read_delimited(path: Path) -> RawSplit:
     line (an empty last column) is ignored, as in the original loader.
     """
     raw = _read_bytes(path)
-    lines = raw.splitlines()
-    line_numbers = np.array([i + 1 for i, line in enumerate(lines) if line.strip()])
-    first = lines[line_numbers[0] - 1]
+    first = _first_line(raw)
     if b"\t" in first or path.suffix == ".tsv":
-        separator, field_counts = "\t", [lines[n - 1].count(b"\t") + 1 for n in line_numbers]
+        separator = "\t"
     elif b"," in first:
-        separator, field_counts = ",", [lines[n - 1].count(b",") + 1 for n in line_numbers]
+        separator = ","
     else:
-        separator, field_counts = r"\s+", [len(lines[n - 1].split()) for n in line_numbers]
-    ragged = np.nonzero(np.asarray(field_counts) != field_counts[0])[0]
-    if len(ragged):
-        row = int(ragged[0])
-        raise DatasetError(
-            f"{path}, line {line_numbers[row]}: {field_counts[row]} fields where line "
-            f"{line_numbers[0]} has {field_counts[0]}; every row needs the label and the same "
-            f"number of values (pad shorter series with NaN)"
-        )
+        separator = WHITESPACE
+    line_numbers = _row_line_numbers(path, raw, separator)
     try:
         frame = pd.read_csv(
-            io.BytesIO(raw),
-            sep=separator,
-            header=None,
-            dtype={0: str},
-            na_values=["?"],
-            encoding="latin-1",
-            engine="c",
+            io.BytesIO(raw), sep=separator, header=None, na_values=["?"], encoding="latin-1"
         )
-    except (ValueError, pd.errors.ParserError) as error:
+    except pd.errors.ParserError as error:
+        _check_field_counts(path, raw, separator)  # names the ragged line, if that is the cause
+        raise DatasetError(f"{path}: cannot parse the file ({error})") from error
+    except ValueError as error:
         raise DatasetError(f"{path}: cannot parse the file ({error})") from error
     if frame.shape[1] < 2:
         raise DatasetError(f"{path}: each row needs a class label followed by the series values")
-    while frame.shape[1] > 2 and frame[frame.columns[-1]].isna().all():
+    while frame.shape[1] > 2 and frame.iloc[:, -1].isna().all():
         frame = frame.iloc[:, :-1]  # trailing delimiters leave an empty last column
-    for column in frame.columns[1:]:
-        if frame[column].dtype.kind in "fiu":
-            continue
-        found = _first_bad_cell(frame, column)
+    kinds = [dtype.kind for dtype in frame.dtypes]
+    for column in (c for c, kind in zip(frame.columns, kinds, strict=True) if kind not in "fiu"):
+        found = _first_bad_cell(frame, column) if column != 0 else None
         if found is None:
             continue
         row, text = found
@@ -261,7 +296,7 @@ def read_delimited(path: Path) -> RawSplit:
             f"number{header_hint}"
         )
     values = frame.iloc[:, 1:].to_numpy(dtype=np.float64)[:, None, :]
-    labels = frame[0].to_numpy()
+    labels = frame.iloc[:, 0].to_numpy()
     missing_label = np.nonzero(pd.isna(labels))[0]
     if len(missing_label):
         raise DatasetError(

@@ -193,7 +193,8 @@ def pad_with_zeros(values: np.ndarray, width: int) -> np.ndarray:
     """
     padded = np.zeros((*values.shape[:2], width), dtype=np.float32)
     keep = min(width, values.shape[-1])
-    padded[:, :, :keep] = np.nan_to_num(values[:, :, :keep], nan=0.0)
+    padded[:, :, :keep] = values[:, :, :keep]
+    np.nan_to_num(padded, copy=False, nan=0.0)
     return padded
 
 
