@@ -46,10 +46,21 @@ def test_header_row_reports_line_and_column(gunpoint):
         load_dataset(gunpoint)
 
 
-def test_non_numeric_cell_reports_line_and_column(gunpoint):
-    _edit_lines(gunpoint / "GunPoint_TEST.tsv", lambda lines: _set_cell(lines, 3, 5, "0.1x"))
-    with pytest.raises(DatasetError, match=r"GunPoint_TEST\.tsv, line 3, column 5: '0\.1x' is not "
-                       r"a number$"):
+@pytest.mark.parametrize(
+    ("split", "line", "column", "text", "message"),
+    [
+        pytest.param("TEST", 3, 5, "0.1x", r", line 3, column 5: '0\.1x' is not a number$",
+                     id="non-numeric cell"),
+        pytest.param("TEST", 7, 10, "inf", r", line 7, column 10: infinite value at time step 9",
+                     id="infinite value"),
+        pytest.param("TEST", 5, 1, "7", r": test label\(s\) 7 never appear in the training set "
+                     r".*training labels: 1, 2\)", id="test label unseen in training"),
+    ],
+)
+def test_one_bad_cell_is_reported_with_its_place(gunpoint, split, line, column, text, message):
+    path = gunpoint / f"GunPoint_{split}.tsv"
+    _edit_lines(path, lambda lines: _set_cell(lines, line, column, text))
+    with pytest.raises(DatasetError, match=rf"GunPoint_{split}\.tsv" + message):
         load_dataset(gunpoint)
 
 
@@ -90,13 +101,6 @@ def test_all_nan_row(gunpoint):
         load_dataset(gunpoint)
 
 
-def test_infinite_value(gunpoint):
-    _edit_lines(gunpoint / "GunPoint_TEST.tsv", lambda lines: _set_cell(lines, 7, 10, "inf"))
-    with pytest.raises(DatasetError, match=r"GunPoint_TEST\.tsv, line 7, column 10: infinite "
-                       r"value at time step 9"):
-        load_dataset(gunpoint)
-
-
 def test_train_and_test_with_different_channel_counts(tmp_path):
     motions = load_dataset("BasicMotions", normalize="none")
     folder = tmp_path / "mixed"
@@ -108,13 +112,6 @@ def test_train_and_test_with_different_channel_counts(tmp_path):
     with pytest.raises(DatasetError, match=r"X_test\.npy: 3 channel\(s\) but the training file "
                        r".*X_train\.npy has 6"):
         load_dataset(folder)
-
-
-def test_test_label_never_seen_in_training(gunpoint):
-    _edit_lines(gunpoint / "GunPoint_TEST.tsv", lambda lines: _set_cell(lines, 5, 1, "7"))
-    with pytest.raises(DatasetError, match=r"GunPoint_TEST\.tsv: test label\(s\) 7 never appear "
-                       r"in the training set .*training labels: 1, 2\)"):
-        load_dataset(gunpoint)
 
 
 def test_training_set_with_a_single_class(gunpoint):
