@@ -1,0 +1,172 @@
+"""Saved models on disk: where weights live, how they are written, how they are read back.
+
+A trained model is two files side by side::
+
+    weights/<model>_<cells>_cells_weights/<Dataset>.weights.h5    the Keras weights
+    weights/<model>_<cells>_cells_weights/<Dataset>.json          how to rebuild and use them
+
+The JSON sidecar holds the builder arguments, the preprocessing (normalisation, label order) and
+the training summary, so that the evaluation mode of the loop script, the figure scripts and
+``predict``-style code can rebuild exactly the trained model without the user repeating settings.
+Both files are written to a temporary name first and then renamed, so an interrupted run never
+leaves a half-written file, and an existing file is never replaced unless asked.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from utils.errors import ConfigurationError, DatasetNotFoundError
+
+DEFAULT_PROTOCOL = "train-loss"
+WEIGHTS_SUFFIX = ".weights.h5"
+
+
+def weights_path(
+    weights_dir: str | os.PathLike,
+    model_name: str,
+    cells: int,
+    dataset_name: str,
+    seed: int = 0,
+    protocol: str = DEFAULT_PROTOCOL,
+) -> Path:
+    """Path of the weights file of one run.
+
+    The default run (seed 0, ``train-loss`` protocol) keeps the original repository's layout,
+    ``weights/<model>_<cells>_cells_weights/<Dataset>.weights.h5``; other seeds and protocols get
+    a suffix so that they never overwrite each other.
+    """
+    stem = dataset_name
+    if protocol != DEFAULT_PROTOCOL:
+        stem += f"_{protocol}"
+    if seed != 0:
+        stem += f"_seed{seed}"
+    return Path(weights_dir) / f"{model_name}_{cells}_cells_weights" / f"{stem}{WEIGHTS_SUFFIX}"
+
+
+def sidecar_path(weights_file: str | os.PathLike) -> Path:
+    """The JSON file that describes ``weights_file`` (same folder, ``.json`` instead)."""
+    weights_file = Path(weights_file)
+    name = weights_file.name
+    if name.endswith(WEIGHTS_SUFFIX):
+        name = name[: -len(WEIGHTS_SUFFIX)]
+    return weights_file.with_name(name + ".json")
+
+
+PARTIAL_MARKER = ".partial-"
+
+
+def _temporary_sibling(path: Path, suffix: str) -> Path:
+    """A fresh, unused file name in ``path``'s folder (same file system, so rename is atomic)."""
+    handle, name = tempfile.mkstemp(
+        prefix=f".{path.name}{PARTIAL_MARKER}", suffix=suffix, dir=path.parent
+    )
+    os.close(handle)
+    return Path(name)
+
+
+def remove_partial_files(folder: str | os.PathLike) -> list[Path]:
+    """Delete temporary files left under ``folder`` by a process killed mid-write.
+
+    Only files this module names (hidden, with ``.partial-`` in the name) are touched; the
+    finished files they were meant to replace are either the old version or absent.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    stale = [p for p in folder.rglob(f".*{PARTIAL_MARKER}*") if p.is_file()]
+    for path in stale:
+        path.unlink(missing_ok=True)
+    return stale
+
+
+def write_text_atomic(path: str | os.PathLike, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file and a rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = _temporary_sibling(path, ".tmp")
+    try:
+        temporary.write_text(text, encoding="utf-8")
+        os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
+
+
+def save_trained_model(
+    model: Any, path: str | os.PathLike, config: dict[str, Any], overwrite: bool = False
+) -> Path:
+    """Write ``model``'s weights to ``path`` and ``config`` to its JSON sidecar, atomically.
+
+    Parameters
+    ----------
+    model : keras.Model
+        The trained model.
+    path : path-like
+        Target ``.weights.h5`` file (see :func:`weights_path`).
+    config : dict
+        JSON-serialisable description: at least ``model`` (registry name) and ``builder``
+        (keyword arguments of :func:`utils.models.build_model`).
+    overwrite : bool, default False
+        Replace existing files. Without it an existing file raises ``ConfigurationError``:
+        results a user already has are never overwritten silently.
+    """
+    path = Path(path)
+    if not path.name.endswith(WEIGHTS_SUFFIX):
+        raise ConfigurationError(f"weights file {path} must end with {WEIGHTS_SUFFIX}")
+    sidecar = sidecar_path(path)
+    if not overwrite:
+        for existing in (path, sidecar):
+            if existing.exists():
+                raise ConfigurationError(
+                    f"{existing} already exists; pass --overwrite (overwrite=True) to replace it"
+                )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = _temporary_sibling(path, WEIGHTS_SUFFIX)
+    try:
+        model.save_weights(temporary, overwrite=True)
+        # the sidecar goes first: weights without a sidecar cannot be rebuilt, the reverse is
+        # harmless (the next run sees no weights and trains again)
+        write_text_atomic(sidecar, json.dumps(config, indent=2, sort_keys=True, default=str))
+        os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
+    return path
+
+
+def read_sidecar(path: str | os.PathLike) -> dict[str, Any]:
+    """The configuration saved beside the weights file ``path``."""
+    sidecar = sidecar_path(path)
+    if not Path(path).exists():
+        raise DatasetNotFoundError(
+            f"no trained weights at {path}; train them first with all_datasets_training.py"
+        )
+    if not sidecar.exists():
+        raise ConfigurationError(
+            f"{sidecar} is missing: cannot tell how the weights in {path} were built"
+        )
+    try:
+        return json.loads(sidecar.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as error:
+        raise ConfigurationError(f"{sidecar} is not valid JSON: {error}") from error
+
+
+def load_trained_model(path: str | os.PathLike) -> tuple[Any, dict[str, Any]]:
+    """Rebuild the model described by the sidecar of ``path`` and load its weights.
+
+    Returns
+    -------
+    model : keras.Model
+        Uncompiled model with the trained weights (BatchNorm statistics included).
+    config : dict
+        The sidecar: builder arguments, dataset, normalisation, label classes, training summary.
+    """
+    from utils.models import build_model  # Keras is only needed once a model is rebuilt
+
+    config = read_sidecar(path)
+    model = build_model(config["model"], **config["builder"])
+    model.load_weights(path)
+    return model, config
