@@ -38,16 +38,17 @@ from __future__ import annotations
 
 import os
 import tempfile
+import textwrap
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import keras
 import numpy as np
-from keras import ops
 
 from utils.errors import ConfigurationError
-from utils.models import model_inputs
+
+if TYPE_CHECKING:  # Keras is imported where it is used, so the scripts' --help stays instant
+    import keras
 
 #: Layer names the builders of ``utils.models`` guarantee (see its module docstring).
 OUTPUT_LAYER = "output"
@@ -144,6 +145,8 @@ def _first(tensors: Any) -> Any:
 
 def _feeds(model: keras.Model, X: np.ndarray, lengths: np.ndarray | None) -> list[np.ndarray]:
     """The model's inputs for ``X`` as a list in ``model.inputs`` order."""
+    from utils.models import model_inputs
+
     inputs = model_inputs(model, np.asarray(X, dtype="float32"), lengths)
     if isinstance(inputs, dict):
         return [inputs[tensor.name] for tensor in model.inputs]
@@ -175,6 +178,8 @@ def layer_outputs(
     list of ndarray
         One array per tensor, batch first.
     """
+    import keras
+
     symbolic = [_layer(model, t).output if isinstance(t, str) else t for t in tensors]
     probe = keras.Model(model.inputs, symbolic)
     values = probe.predict(_feeds(model, X, lengths), batch_size=batch_size, verbose=0)
@@ -283,6 +288,9 @@ def _gradient(function: Callable[[Any], Any], value: np.ndarray) -> np.ndarray:
     Keras 3 has no backend-neutral gradient, so this is the one place that calls the active
     backend's automatic differentiation (TensorFlow, JAX or PyTorch).
     """
+    import keras
+    from keras import ops
+
     backend = keras.backend.backend()
     if backend == "tensorflow":
         import tensorflow as tf
@@ -343,6 +351,9 @@ def grad_cam(
     -------
     ndarray of shape (N, T)
     """
+    import keras
+    from keras import ops
+
     layer_output = _layer(model, layer_name).output
     if len(layer_output.shape) != 3:
         raise ConfigurationError(
@@ -416,6 +427,8 @@ def attention_weights(
     -------
     ndarray of shape (N, S, S)
     """
+    from keras import ops
+
     from utils.layers import AttentionLSTM
 
     layer = _layer(model, RECURRENT_LAYER)
@@ -538,34 +551,36 @@ def _valid_length(series: np.ndarray, length: int | None) -> int:
 
 def _plot_series(axis: Any, series: np.ndarray, length: int | None,
                  channel_names: Sequence[str] | None = None, **style: Any) -> None:
-    """Draw the channels of one (C, T) series up to its length, legend when C > 1."""
+    """Draw the channels of one (C, T) series up to its length (labelled for a legend)."""
     steps = _valid_length(series, length)
     for channel, values in enumerate(series):
-        label = None
-        if len(series) > 1:
-            label = channel_names[channel] if channel_names else f"variable {channel}"
+        label = channel_names[channel] if channel_names else f"variable {channel}"
         axis.plot(np.arange(steps), values[:steps], linewidth=1.0, label=label, **style)
-    if len(series) > 1:
-        axis.legend(loc="upper right", ncols=min(len(series), 3), frameon=False)
     axis.set_xlim(0, max(steps - 1, 1))
     axis.set_ylabel("value")
 
 
+def _channel_legend(figure: Any, axis: Any, n_channels: int) -> None:
+    """One legend of the variables for the whole figure (none for a univariate series)."""
+    if n_channels > 1:
+        handles, labels = axis.get_legend_handles_labels()
+        figure.legend(handles[:n_channels], labels[:n_channels], loc="outside lower center",
+                      ncols=min(n_channels, 6), frameon=False)
+
+
 def _pair_grid(plt: Any, n_panels: int, height_ratios: tuple[float, float],
-               panel_height: float, max_columns: int = 3) -> tuple[Any, list[tuple[Any, Any]]]:
+               panel_height: float, max_columns: int = 2) -> tuple[Any, list[tuple[Any, Any]]]:
     """A figure with ``n_panels`` cells, each an (upper, lower) pair of axes sharing x."""
     columns = min(n_panels, max_columns)
     rows = -(-n_panels // columns)
-    width = PAGE_WIDTH if columns > 1 else PAGE_WIDTH * 0.75
-    figure = plt.figure(figsize=(width, panel_height * rows + 0.6), layout="constrained")
-    outer = figure.add_gridspec(rows, columns)
+    width = PAGE_WIDTH if columns > 1 else PAGE_WIDTH * 0.8
+    figure = plt.figure(figsize=(width, panel_height * rows + 0.5), layout="constrained")
+    grid = figure.add_gridspec(2 * rows, columns, height_ratios=list(height_ratios) * rows)
     pairs = []
     for index in range(n_panels):
-        inner = outer[index // columns, index % columns].subgridspec(
-            2, 1, height_ratios=height_ratios, hspace=0.05
-        )
-        upper = figure.add_subplot(inner[0])
-        lower = figure.add_subplot(inner[1], sharex=upper)
+        row, column = 2 * (index // columns), index % columns
+        upper = figure.add_subplot(grid[row, column])
+        lower = figure.add_subplot(grid[row + 1, column], sharex=upper)
         upper.tick_params(labelbottom=False)
         pairs.append((upper, lower))
     return figure, pairs
@@ -606,15 +621,16 @@ def plot_filter_activations(
     figure, pairs = _pair_grid(plt, len(series), (1.0, 1.0), panel_height=2.6)
     for index, (upper, lower) in enumerate(pairs):
         length = None if lengths is None else lengths[index]
-        _plot_series(upper, series[index], length, channel_names, color=None)
+        _plot_series(upper, series[index], length, channel_names)
         upper.set_title(sample_titles[index])
         steps = _valid_length(series[index], length)
         lower.fill_between(np.arange(steps), activations[index][:steps], color="C3", alpha=0.25,
                            linewidth=0)
         lower.plot(np.arange(steps), activations[index][:steps], color="C3", linewidth=1.0)
-        lower.set_ylabel(activation_label)
+        lower.set_ylabel(f"activation\n({activation_label})")
         lower.set_xlabel("time step")
         lower.set_ylim(bottom=0)
+    _channel_legend(figure, pairs[0][0], series.shape[1])
     figure.suptitle(title)
     return figure
 
@@ -645,6 +661,8 @@ def plot_filter_grid(
     -------
     matplotlib.figure.Figure
     """
+    from matplotlib.ticker import MaxNLocator
+
     plt = _pyplot()
     n_filters = len(filter_ids)
     columns = min(n_filters, 4)
@@ -658,7 +676,9 @@ def plot_filter_grid(
     steps = _valid_length(series, length)
     peak = max(float(activations[:steps].max()), 1e-12)
     for index, filter_id in enumerate(filter_ids):
-        axis = figure.add_subplot(grid[1 + index // columns, index % columns], sharex=top)
+        axis = figure.add_subplot(grid[1 + index // columns, index % columns])
+        axis.set_xlim(top.get_xlim())
+        axis.xaxis.set_major_locator(MaxNLocator(nbins=3, integer=True))
         axis.fill_between(np.arange(steps), activations[:steps, index], color="C3", alpha=0.25,
                           linewidth=0)
         axis.plot(np.arange(steps), activations[:steps, index], color="C3", linewidth=0.8)
@@ -668,6 +688,11 @@ def plot_filter_grid(
             axis.tick_params(labelleft=False)
         if index // columns == rows - 1:
             axis.set_xlabel("time step")
+        else:
+            axis.tick_params(labelbottom=False)
+        if index % columns == 0:
+            axis.set_ylabel("activation")
+    _channel_legend(figure, top, series.shape[0])
     figure.suptitle(title)
     return figure
 
@@ -735,14 +760,17 @@ def plot_class_activation_maps(
         length = None if lengths is None else lengths[index]
         steps = _valid_length(series[index], length)
         cam = valid[index]
-        for channel, values in enumerate(series[index]):
-            upper.plot(np.arange(steps), values[:steps], color="0.75", linewidth=3.2,
-                       zorder=1)
-            line = _colored_line(upper, values[:steps], cam, norm, cmap)
-            if len(series[index]) > 1:
-                name = channel_names[channel] if channel_names else f"var {channel}"
-                upper.annotate(name, (steps - 1, values[steps - 1]), fontsize=7,
-                               xytext=(2, 0), textcoords="offset points", va="center")
+        if len(series[index]) == 1:  # one line: colour the line itself (Wang et al. 2017)
+            values = series[index][0, :steps]
+            upper.plot(np.arange(steps), values, color="0.75", linewidth=3.2, zorder=1)
+            line = _colored_line(upper, values, cam, norm, cmap)
+        else:  # several variables: colour the background, draw the variables on top
+            _plot_series(upper, series[index], length, channel_names, alpha=0.9)
+            low, high = upper.get_ylim()
+            line = upper.imshow(cam[None, :], extent=(-0.5, steps - 0.5, low, high),
+                                aspect="auto", cmap=cmap, norm=norm, alpha=0.55, zorder=0,
+                                interpolation="nearest")
+            upper.set_ylim(low, high)
         upper.autoscale_view()
         upper.set_xlim(0, max(steps - 1, 1))
         upper.set_ylabel("value")
@@ -758,7 +786,8 @@ def plot_class_activation_maps(
     colorbar = figure.colorbar(line, ax=[axis for pair in pairs for axis in pair],
                                shrink=0.8, aspect=30, pad=0.02)
     colorbar.set_label(map_label)
-    figure.suptitle(title if note is None else f"{title}\n{note}")
+    _channel_legend(figure, pairs[0][0], series.shape[1])
+    figure.suptitle(title if note is None else f"{title}\n{textwrap.fill(note, 95)}")
     return figure
 
 
@@ -795,41 +824,49 @@ def plot_attention(
     """
     plt = _pyplot()
     n_samples, n_steps = attention.shape[0], attention.shape[1]
-    figure = plt.figure(figsize=(PAGE_WIDTH, 3.4 * n_samples + 0.5), layout="constrained")
-    grid = figure.add_gridspec(n_samples, 2, width_ratios=[1.25, 1.0])
-    image = None
+    figure = plt.figure(figsize=(PAGE_WIDTH, 3.6 * n_samples + 0.5), layout="constrained")
+    grid = figure.add_gridspec(2 * n_samples, 2, width_ratios=[1.3, 1.0])
     labels = (list(channel_names) if channel_names and step_name == "variable"
               else [str(j) for j in range(n_steps)])
+    positions = np.arange(n_steps)
+    # Colours span the weights actually reached: after training they are often close to
+    # uniform (1/S), and a 0..1 scale would hide every difference.
+    low, high = float(attention.min()), float(attention.max())
+    high = max(high, low + 1e-9)
+    uniform = 1.0 / n_steps
     for k in range(n_samples):
         length = None if lengths is None else lengths[k]
-        left = grid[k, 0].subgridspec(2, 1, height_ratios=[1.0, 1.0], hspace=0.1)
-        series_axis = figure.add_subplot(left[0])
+        series_axis = figure.add_subplot(grid[2 * k, 0])
         _plot_series(series_axis, series[k], length, channel_names)
         series_axis.set_title(sample_titles[k])
         series_axis.set_xlabel("time step")
-        last = figure.add_subplot(left[1])
-        positions = np.arange(n_steps)
+        last = figure.add_subplot(grid[2 * k + 1, 0])
         if n_steps <= 40:
-            last.bar(positions, attention[k, -1], color="C2")
-            last.set_xticks(positions, labels if n_steps <= 12 else None,
-                            rotation=45 if n_steps > 6 else 0)
+            last.bar(positions, attention[k, -1], color="C2", label=r"$\alpha_{S,j}$")
+            if n_steps <= 12:
+                last.set_xticks(positions, labels)
         else:
             last.plot(positions, attention[k, -1], color="C2", linewidth=1.0)
+            last.set_xlim(0, n_steps - 1)
+        last.axhline(uniform, color="0.3", linestyle="--", linewidth=0.8)
+        last.annotate(f"uniform 1/S = {uniform:.3g}", (1.0, uniform), xycoords=("axes fraction",
+                      "data"), xytext=(0, 3), textcoords="offset points", ha="right",
+                      va="bottom", fontsize=7, color="0.3")
         last.set_xlabel(f"attended {step_name} j")
         last.set_ylabel(r"$\alpha_{S,j}$ (last step)")
-        matrix_axis = figure.add_subplot(grid[k, 1])
-        image = matrix_axis.imshow(attention[k], cmap="viridis", vmin=0.0,
-                                   vmax=max(float(attention.max()), 1e-12), aspect="auto",
-                                   interpolation="nearest", origin="upper")
+        matrix_axis = figure.add_subplot(grid[2 * k:2 * k + 2, 1])
+        image = matrix_axis.imshow(attention[k], cmap="viridis", vmin=low, vmax=high,
+                                   aspect="auto", interpolation="nearest", origin="upper")
         matrix_axis.set_xlabel(f"attended {step_name} j")
         matrix_axis.set_ylabel(f"step t ({step_name})")
         matrix_axis.set_title(r"attention weights $\alpha_{t,j}$")
         if n_steps <= 12:
-            matrix_axis.set_xticks(positions, labels, rotation=45 if n_steps > 6 else 0)
+            matrix_axis.set_xticks(positions, labels)
             matrix_axis.set_yticks(positions, labels)
         matrix_axis.spines[:].set_visible(False)
-    colorbar = figure.colorbar(image, ax=figure.axes, shrink=0.6, aspect=30, pad=0.02)
-    colorbar.set_label(r"$\alpha_{t,j}$ (each row sums to 1)")
+        colorbar = figure.colorbar(image, ax=matrix_axis, shrink=0.9, aspect=25)
+        colorbar.set_label(rf"$\alpha_{{t,j}}$ (rows sum to 1; uniform = {uniform:.3g})")
+    _channel_legend(figure, figure.axes[0], series.shape[1])
     figure.suptitle(title)
     return figure
 
@@ -867,7 +904,8 @@ def plot_dataset(
     plt = _pyplot()
     n_channels = splits[0][1].shape[1]
     rows = min(n_channels, max_channels)
-    figure, axes = plt.subplots(rows, len(splits), figsize=(PAGE_WIDTH, 1.0 + 1.9 * rows),
+    row_height = 1.9 if rows <= 2 else 1.45
+    figure, axes = plt.subplots(rows, len(splits), figsize=(PAGE_WIDTH, 1.0 + row_height * rows),
                                 sharex=True, squeeze=False, layout="constrained")
     colors = plt.get_cmap("tab10" if len(classes) <= 10 else "tab20")
     for column, (split_name, X, y, lengths) in enumerate(splits):
@@ -880,6 +918,7 @@ def plot_dataset(
                           color=colors(int(y[index]) % colors.N))
             if row == 0:
                 axis.set_title(f"{split_name}: {len(chosen)} of {len(y)} cases")
+            axis.set_xlim(0, X.shape[2] - 1)
             if n_channels > 1:
                 name = channel_names[row] if channel_names else f"variable {row}"
                 axis.set_ylabel(f"{name}\nvalue")
@@ -917,6 +956,9 @@ def save_figure(figure: Any, path: str | os.PathLike) -> tuple[Path, bool]:
     os.close(handle)
     try:
         figure.savefig(temporary, format=path.suffix.lstrip(".") or "png")
+        umask = os.umask(0)  # mkstemp makes the file private; give it the usual permissions
+        os.umask(umask)
+        os.chmod(temporary, 0o666 & ~umask)
         os.replace(temporary, path)
     finally:
         Path(temporary).unlink(missing_ok=True)
@@ -931,9 +973,18 @@ FIGURES_DIR = "figures"
 FIGURE_FORMATS = ("png", "pdf", "svg")
 
 
-def add_common_arguments(parser: Any, dataset: str, seed: int, model: str | None = None,
-                         cells: int | None = None) -> None:
-    """Flags every figure script has: data, trained run (when ``model`` is given), output."""
+def script_parser(doc: str, dataset: str, seed: int, model: str | None = None,
+                  cells: int | None = None) -> Any:
+    """The argument parser of a figure script with the flags they all share.
+
+    Data (``--dataset``, ``--data-dir``, ``--seed``), the trained run when ``model`` is given
+    (``--model``, ``--cells``, ``--protocol``, ``--weights-dir``, ``--split``) and the output
+    (``--out``, ``--format``, ``--show``); defaults come from the script's settings.
+    """
+    import argparse
+
+    parser = argparse.ArgumentParser(description=doc.split("\n\n")[0],
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("--dataset", default=dataset,
                         help="dataset name (2018 or 2015 spelling), original id, or folder")
     if model is not None:
@@ -953,6 +1004,20 @@ def add_common_arguments(parser: Any, dataset: str, seed: int, model: str | None
                         help="file format when --out has no suffix")
     parser.add_argument("--show", action="store_true",
                         help="also open the figure in a window (when a display exists)")
+    return parser
+
+
+def positive_int(text: str) -> int:
+    """argparse type of ``--limit``: an integer of at least 1."""
+    import argparse
+
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}")
+    return value
 
 
 def load_split(arguments: Any, normalize: str = "sample") -> Any:
@@ -1012,6 +1077,16 @@ def load_trained_run(arguments: Any) -> tuple[keras.Model, dict[str, Any], Any]:
             f"ones the weights {path} were trained on ({saved_classes})"
         )
     return model, config, data
+
+
+def open_trained_run(arguments: Any) -> tuple[bool, keras.Model, Any]:
+    """Start a figure script: pick the matplotlib backend, load the trained model and data.
+
+    Returns ``(display, model, data)``; ``display`` says whether ``--show`` can open a window.
+    """
+    display = use_display(arguments.show)
+    model, _, data = load_trained_run(arguments)
+    return display, model, data
 
 
 def split_arrays(data: Any, split: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
