@@ -133,8 +133,9 @@ class AttentionLSTM(keras.layers.Layer):
         Also return the attention weights ``a`` of shape (batch, S, S): row t holds the weights
         of step t over the S attended steps. The output is then ``[h, a]``.
     unroll : bool or None, default None
-        Unroll the loop over steps in Python (fast for few steps) or use ``keras.ops.scan``.
-        None unrolls when S <= 32.
+        Unroll the loop over steps in Python or use ``keras.ops.scan``. Unrolled steps run
+        faster (about 1.2x on TensorFlow, 1.7x on JAX for 12 steps) but compile slower, much
+        slower for long sequences. None unrolls when S <= 16.
 
     Input shape: (batch, S, D). An optional boolean mask (batch, S) marks the valid steps:
     attention ignores masked steps and the state is held through them, so a right-padded
@@ -254,7 +255,7 @@ class AttentionLSTM(keras.layers.Layer):
         if keep_attention:
             init = (*init, ops.zeros_like(attention_keys[:, :, 0]))
         step_valid = None if valid is None else ops.transpose(valid, (1, 0))
-        unroll = n_steps <= 32 if self.unroll is None else self.unroll
+        unroll = n_steps <= 16 if self.unroll is None else self.unroll
         if unroll:
             carries = []
             carry = init

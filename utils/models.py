@@ -65,33 +65,24 @@ def _recurrent_layer(
     recurrent_activation: Any,
     unit_forget_bias: bool,
     gru_reset_after: bool,
+    attention_unroll: bool | None,
 ) -> keras.layers.Layer:
     """The layer named ``"recurrent"`` of the given kind (Keras-2 defaults, spec 1.2-1.4)."""
-    if kind == "lstm":
-        return layers.LSTM(
-            units,
-            recurrent_activation=recurrent_activation,
-            unit_forget_bias=unit_forget_bias,
-            name="recurrent",
-        )
-    if kind == "alstm":
-        return AttentionLSTM(
-            units,
-            recurrent_activation=recurrent_activation,
-            unit_forget_bias=unit_forget_bias,
-            name="recurrent",
-        )
-    if kind == "gru":
-        # Keras 2's GRU had one bias (reset_after=False): 3m(T + m + 1) parameters.
-        return layers.GRU(
-            units,
-            recurrent_activation=recurrent_activation,
-            reset_after=gru_reset_after,
-            name="recurrent",
-        )
     if kind == "rnn":
         return layers.SimpleRNN(units, name="recurrent")
-    return layers.Dense(units, activation="sigmoid", name="recurrent")
+    if kind == "dense":
+        return layers.Dense(units, activation="sigmoid", name="recurrent")
+    gated_cells = {
+        "lstm": (layers.LSTM, {"unit_forget_bias": unit_forget_bias}),
+        "alstm": (
+            AttentionLSTM,
+            {"unit_forget_bias": unit_forget_bias, "unroll": attention_unroll},
+        ),
+        # Keras 2's GRU had one bias (reset_after=False): 3m(T + m + 1) parameters.
+        "gru": (layers.GRU, {"reset_after": gru_reset_after}),
+    }
+    cell, options = gated_cells[kind]
+    return cell(units, recurrent_activation=recurrent_activation, name="recurrent", **options)
 
 
 def build_lstmfcn_family(
@@ -115,6 +106,7 @@ def build_lstmfcn_family(
     recurrent_activation: Any = "hard_sigmoid_k2",
     unit_forget_bias: bool = True,
     gru_reset_after: bool = False,
+    attention_unroll: bool | None = None,
     name: str | None = None,
 ) -> keras.Model:
     """Build one member of the LSTM-FCN family (uncompiled).
@@ -166,6 +158,8 @@ def build_lstmfcn_family(
     unit_forget_bias : bool, default True
     gru_reset_after : bool, default False
         False gives Keras-2 GRU parameter counts; True is the Keras-3 / cuDNN variant.
+    attention_unroll : bool, optional
+        ``unroll`` of the AttentionLSTM (default: unrolled up to 16 steps, else a scan).
     name : str, optional
         Model name (default: derived from the options).
 
@@ -240,6 +234,7 @@ def build_lstmfcn_family(
             recurrent_activation=recurrent_activation,
             unit_forget_bias=unit_forget_bias,
             gru_reset_after=gru_reset_after,
+            attention_unroll=attention_unroll,
         )
         branch = layers.Dropout(dropout_rate, name="recurrent_dropout")(branch)
         head = layers.Concatenate(name="concatenate")([branch, pooled])
@@ -258,9 +253,12 @@ def _recurrent_branch(
     recurrent_activation: Any,
     unit_forget_bias: bool,
     gru_reset_after: bool,
+    attention_unroll: bool | None,
 ) -> Any:
     """Recurrent features (B, m) from the (already length-masked) input (B, C, T)."""
-    layer = _recurrent_layer(kind, units, recurrent_activation, unit_forget_bias, gru_reset_after)
+    layer = _recurrent_layer(
+        kind, units, recurrent_activation, unit_forget_bias, gru_reset_after, attention_unroll
+    )
     if kind == "dense":  # not sequential: the flattened series, whatever the shuffle
         return layer(layers.Flatten(name="flatten")(series))
     if dimension_shuffle:
