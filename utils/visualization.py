@@ -147,6 +147,8 @@ def _feeds(model: keras.Model, X: np.ndarray, lengths: np.ndarray | None) -> lis
     """The model's inputs for ``X`` as a list in ``model.inputs`` order."""
     from utils.models import model_inputs
 
+    if len(X) == 0:
+        raise ConfigurationError("X holds no series: pass at least one (N >= 1)")
     inputs = model_inputs(model, np.asarray(X, dtype="float32"), lengths)
     if isinstance(inputs, dict):
         return [inputs[tensor.name] for tensor in model.inputs]
@@ -182,9 +184,14 @@ def layer_outputs(
 
     symbolic = [_layer(model, t).output if isinstance(t, str) else t for t in tensors]
     probe = keras.Model(model.inputs, symbolic)
-    values = probe.predict(_feeds(model, X, lengths), batch_size=batch_size, verbose=0)
-    values = values if isinstance(values, list | tuple) else [values]
-    return [np.asarray(value) for value in values]
+    feeds = _feeds(model, X, lengths)
+    batches = []
+    for start in range(0, len(feeds[0]), batch_size):
+        # a direct call in inference mode: no tf.function is traced for a one-off probe
+        values = probe([feed[start:start + batch_size] for feed in feeds], training=False)
+        values = values if isinstance(values, list | tuple) else [values]
+        batches.append([keras.ops.convert_to_numpy(value) for value in values])
+    return [np.concatenate(parts, axis=0) for parts in zip(*batches, strict=True)]
 
 
 def predicted_classes(
@@ -363,7 +370,7 @@ def grad_cam(
     (activations,) = layer_outputs(model, X, [layer_name], lengths, batch_size)
     # The rest of the network, fed the inputs and the layer's value, up to the softmax input.
     head = keras.Model([*model.inputs, layer_output], _layer(model, OUTPUT_LAYER).input)
-    kernel, bias = _layer(model, OUTPUT_LAYER).get_weights()
+    kernel, bias = (ops.convert_to_tensor(w) for w in _layer(model, OUTPUT_LAYER).get_weights())
     ids = _class_index_per_sample(class_id, len(activations), kernel.shape[1])
     feeds = _feeds(model, X, lengths)
     n_steps = activations.shape[1]
