@@ -129,6 +129,7 @@ def main() -> int:
     parser.add_argument("--table-only", action="store_true", help="do not train, just tabulate")
     arguments = parser.parse_args()
 
+    from utils.checkpoints import write_text_atomic
     from utils.experiments import GridConfig, expand_datasets, run_grid, select_cells
 
     config = GridConfig(
@@ -150,7 +151,7 @@ def main() -> int:
         header = (f"# {model}: paper settings (train-loss protocol, {arguments.epochs} epochs, "
                   f"batch {arguments.batch_size}, cells {'/'.join(map(str, arguments.cells))} "
                   "selected by training loss)\n\n")
-        (logs_dir / f"{model}_comparison.md").write_text(header + table + "\n")
+        write_text_atomic(logs_dir / f"{model}_comparison.md", header + table + "\n")
         print(header + table)
     return 0
 

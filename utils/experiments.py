@@ -16,6 +16,7 @@ dataset, builds and trains the model, evaluates it, saves the weights and append
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import math
@@ -128,20 +129,40 @@ def _key(row: dict[str, Any]) -> tuple[str, ...]:
     return tuple(str(row[column]) for column in RUN_KEY)
 
 
+@contextlib.contextmanager
+def _exclusive(path: Path):
+    """Hold an exclusive lock beside ``path`` (POSIX), so that several loop processes can
+    share one logs folder without losing each other's rows."""
+    try:
+        import fcntl
+    except ImportError:  # Windows: one process per logs folder
+        yield
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_name(path.name + ".lock"), "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def upsert_row(path: str | os.PathLike, row: dict[str, Any]) -> None:
     """Add ``row`` to the CSV at ``path``, replacing a row with the same run key.
 
-    The whole file is rewritten through a temporary file and a rename: a kill leaves the old
-    file or the new one, and a re-run never duplicates a row.
+    The whole file is rewritten through a temporary file and a rename, under a lock: a kill
+    leaves the old file or the new one, and a re-run never duplicates a row.
     """
-    rows = [old for old in read_log(path) if _key(old) != _key(row)]
-    rows.append({column: row.get(column, "") for column in LOG_COLUMNS})
-    columns = list(LOG_COLUMNS) + sorted({c for r in rows for c in r} - set(LOG_COLUMNS))
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    write_text_atomic(path, buffer.getvalue())
+    path = Path(path)
+    with _exclusive(path):
+        rows = [old for old in read_log(path) if _key(old) != _key(row)]
+        rows.append({column: row.get(column, "") for column in LOG_COLUMNS})
+        columns = list(LOG_COLUMNS) + sorted({c for r in rows for c in r} - set(LOG_COLUMNS))
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+        write_text_atomic(path, buffer.getvalue())
 
 
 def completed_rows(logs_dir: str | os.PathLike, model_name: str, cells: int) -> dict:
