@@ -14,6 +14,7 @@ setup: $(VENV)/.installed
 
 demo: setup
 	$(PY) all_datasets_training.py --datasets GunPoint --models lstmfcn --cells 8 --epochs 500
+	$(PY) visualize_cam.py --dataset GunPoint --model lstmfcn --cells 8 --classwise
 
 test: setup
 	$(PY) -m pytest -q

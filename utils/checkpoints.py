@@ -66,6 +66,10 @@ def _temporary_sibling(path: Path, suffix: str) -> Path:
         prefix=f".{path.name}{PARTIAL_MARKER}", suffix=suffix, dir=path.parent
     )
     os.close(handle)
+    # mkstemp creates the file private (0600); give the final file the usual permissions
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(name, 0o666 & ~umask)
     return Path(name)
 
 
