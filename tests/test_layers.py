@@ -166,3 +166,18 @@ def test_squeeze_excite_parameters_and_length_masking(basic_motions):
     cut = keras.ops.convert_to_numpy(block(features[:, :60]))
     np.testing.assert_allclose(masked[:, :60], cut, rtol=1e-5, atol=1e-6)
     assert not np.allclose(full[:, :60], cut)
+
+
+def test_return_sequences_ends_with_the_last_state(basic_motions):
+    X = basic_motions.X_test[:3]
+    valid = np.ones(X.shape[:2], bool)
+    valid[0, 3:] = False
+    mask = keras.ops.convert_to_tensor(valid)
+    last = _attention_layer(4, X.shape[2], seed=5)
+    sequences = AttentionLSTM.from_config({**last.get_config(), "return_sequences": True})
+    sequences.build(X.shape)
+    sequences.set_weights(last.get_weights())
+    h_seq = keras.ops.convert_to_numpy(sequences(X, mask=mask))
+    assert h_seq.shape == (3, 6, 4)
+    np.testing.assert_allclose(h_seq[:, -1], keras.ops.convert_to_numpy(last(X, mask=mask)))
+    np.testing.assert_array_equal(h_seq[0, 3:], np.repeat(h_seq[0, 2:3], 3, axis=0))  # held
