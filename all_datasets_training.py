@@ -78,26 +78,12 @@ def main(argv: list[str] | None = None) -> int:
     # Keras is imported only now, so that --help and flag errors are instant.
     from utils.experiments import GridConfig, run_grid, summary_table
 
-    config = GridConfig(
-        datasets=arguments.datasets,
-        models=arguments.models,
-        cells=arguments.cells,
-        seeds=arguments.seeds,
-        epochs=arguments.epochs,
-        batch_size=arguments.batch_size,
-        protocol=arguments.protocol,
-        normalize=arguments.normalize,
-        learning_rate=arguments.learning_rate,
-        class_weight=None if arguments.class_weight == "none" else arguments.class_weight,
-        mode=arguments.mode,
-        select_cells=arguments.select_cells,
-        overwrite=arguments.overwrite,
-        data_dir=arguments.data_dir,
-        weights_dir=arguments.weights_dir,
-        logs_dir=arguments.logs_dir,
-        save_predictions=arguments.save_predictions,
-        progress=not arguments.no_progress,
-    )
+    # Every flag maps onto the GridConfig field of the same name.
+    settings = vars(arguments)
+    no_progress = settings.pop("no_progress")
+    class_weight = settings.pop("class_weight")
+    config = GridConfig(**settings, progress=not no_progress,
+                        class_weight=None if class_weight == "none" else class_weight)
     if config.protocol == "test-checkpoint":
         print("WARNING: protocol test-checkpoint selects weights by TEST accuracy (leaky); "
               "use it only to reproduce the 2017 paper's Table 1.", file=sys.stderr)

@@ -9,12 +9,10 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from utils.errors import (
-    ConfigurationError,
-    DatasetError,
-    DatasetNotFoundError,
-    LSTMFCNError,
-)
+from utils.errors import ConfigurationError as ConfigurationError
+from utils.errors import DatasetError as DatasetError
+from utils.errors import DatasetNotFoundError as DatasetNotFoundError
+from utils.errors import LSTMFCNError as LSTMFCNError
 
 # public name -> module that defines it
 _LAZY_NAMES = {
