@@ -33,6 +33,8 @@ _LAZY_NAMES = {
     "build_model": "utils.models",
     "train_model": "utils.training",
     "evaluate_model": "utils.training",
+    "LSTMFCNClassifier": "utils.estimator",
+    "load_trained_model": "utils.checkpoints",
 }
 
 __all__ = sorted(
