@@ -56,6 +56,24 @@ def test_train_then_evaluate_reproduces_the_logged_accuracy(tmp_path):
     assert again.returncode == 0 and "skipped" in again.stdout
     assert len(log_rows(tmp_path)) == 1
 
+    # predict.py on the test file as "new data": the same accuracy, labels as in the file
+    predict = [sys.executable, str(ROOT / "predict.py"),
+               str(ROOT / "Data" / "ItalyPowerDemand" / "ItalyPowerDemand_TEST.tsv"),
+               "--dataset", "ItalyPowerDemand", "--weights-dir", str(tmp_path / "weights"),
+               "--out", str(tmp_path / "predictions.csv")]
+    predicted = subprocess.run(predict, capture_output=True, text=True, timeout=300)
+    assert predicted.returncode == 0, predicted.stderr
+    accuracy = float(predicted.stdout.split("accuracy against the labels in the file:")[1])
+    assert accuracy == pytest.approx(float(row["test_accuracy"]), abs=5e-5)
+    with (tmp_path / "predictions.csv").open(newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert len(rows) == 1029 and {r["predicted_label"] for r in rows} <= {"1", "2"}
+
+    wrong_shape = subprocess.run(
+        [*predict[:2], str(ROOT / "Data" / "BasicMotions" / "BasicMotions_TEST.ts"),
+         *predict[3:]], capture_output=True, text=True, timeout=300)
+    assert wrong_shape.returncode == 2 and "channels" in wrong_shape.stderr
+
 
 def test_existing_weights_are_never_overwritten_silently(tmp_path):
     first = run_loop(tmp_path, "--datasets", "Chinatown", "--models", "fcn", "--cells", "8",

@@ -14,15 +14,8 @@ import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.preprocessing import LabelEncoder
 
-from utils.errors import ConfigurationError
-from utils.preprocessing import (
-    STD_EPSILON,
-    channel_statistics,
-    fill_missing,
-    pad_with_zeros,
-    true_lengths,
-    zscore_each_series,
-)
+from utils.errors import ConfigurationError, DatasetError
+from utils.preprocessing import channel_statistics, prepare_new_series
 
 
 class LSTMFCNClassifier(ClassifierMixin, BaseEstimator):
@@ -101,27 +94,18 @@ class LSTMFCNClassifier(ClassifierMixin, BaseEstimator):
         return values
 
     def _prepare(self, X: Any, width: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """Fill missing values, normalise and zero-pad; returns (float32 X, true lengths)."""
+        """Fill missing values, normalise and zero-pad; returns (float32 X, true lengths).
+
+        ``width`` None means fitting: the width is X's, and dataset statistics are learned."""
         values = self._as_cases(X)
-        lengths = true_lengths(values, trailing_nan_is_padding=True)
-        if (lengths == 0).any():
-            raise ConfigurationError("X has a case whose values are all missing (NaN)")
-        values = fill_missing(values, lengths, "zero")
-        if self.normalize == "sample":
-            values = zscore_each_series(values)
-        elif self.normalize == "dataset":
-            if width is None:  # fitting: remember the training statistics
-                self.channel_mean_, self.channel_std_ = channel_statistics(values)
-            values = ((values - self.channel_mean_[None, :, None])
-                      / (self.channel_std_[None, :, None] + STD_EPSILON))
-        elif self.normalize != "none":
-            raise ConfigurationError(
-                f"normalize must be one of sample, dataset, none; got {self.normalize!r}")
-        width = width or values.shape[2]
-        if values.shape[2] > width:
-            raise ConfigurationError(
-                f"X has {values.shape[2]} time steps; the model was fitted on {width}")
-        return pad_with_zeros(values, width), np.minimum(lengths, width)
+        if self.normalize == "dataset" and width is None:
+            self.channel_mean_, self.channel_std_ = channel_statistics(values)
+        try:
+            return prepare_new_series(
+                values, width or values.shape[2], self.normalize,
+                getattr(self, "channel_mean_", None), getattr(self, "channel_std_", None))
+        except DatasetError as error:
+            raise ConfigurationError(f"X: {error}") from error
 
     # ------------------------------------------------------------------ estimator API
 

@@ -261,3 +261,49 @@ def encode_labels(
         encoder.transform(train_labels).astype(np.int64),
         encoder.transform(test_labels).astype(np.int64),
     )
+
+
+def prepare_new_series(
+    values: np.ndarray,
+    width: int,
+    normalize: str = "sample",
+    channel_mean: np.ndarray | None = None,
+    channel_std: np.ndarray | None = None,
+    missing: str = "zero",
+    longer: str = "truncate",
+) -> tuple[np.ndarray, np.ndarray]:
+    """Series outside a loaded dataset (new data to predict, a user's arrays) -> model input.
+
+    The same steps as the loader: true lengths from trailing NaN, interior gaps filled, series
+    longer than ``width`` cut or resampled, normalisation, zero padding.
+
+    Parameters
+    ----------
+    values : ndarray, shape (n_cases, n_channels, n_timepoints); NaN for padding/missing
+    width : int
+        The model's number of time steps.
+    normalize : {"none", "sample", "dataset"}, default "sample"
+        ``"dataset"`` needs the training split's ``channel_mean`` and ``channel_std``.
+    missing, longer : str
+        As ``missing`` and ``longer_test`` of ``load_dataset``.
+
+    Returns
+    -------
+    X : ndarray of float32, shape (n_cases, n_channels, width)
+    lengths : ndarray of int64, shape (n_cases,)
+    """
+    check_choice(normalize, NORMALIZE_CHOICES, "normalize")
+    lengths = true_lengths(values, trailing_nan_is_padding=True)
+    empty = np.nonzero(lengths == 0)[0]
+    if len(empty):
+        raise DatasetError(f"case {empty[0] + 1} has no values at all (every value is NaN)")
+    values, lengths = fit_to_length(fill_missing(values, lengths, missing), lengths, width,
+                                    longer)
+    if normalize == "sample":
+        values = zscore_each_series(values)
+    elif normalize == "dataset":
+        if channel_mean is None or channel_std is None:
+            raise ConfigurationError("normalize='dataset' needs the training channel statistics")
+        values = (values - channel_mean[None, :, None]) / (
+            channel_std[None, :, None] + STD_EPSILON)
+    return pad_with_zeros(values, width), lengths
