@@ -7,12 +7,16 @@ Keras (the data layer never needs it), while ``from utils import generate_lstmfc
 from __future__ import annotations
 
 import importlib
+import os
 from typing import Any
 
 from utils.errors import ConfigurationError as ConfigurationError
 from utils.errors import DatasetError as DatasetError
 from utils.errors import DatasetNotFoundError as DatasetNotFoundError
 from utils.errors import LSTMFCNError as LSTMFCNError
+
+# TensorFlow's C++ start-up messages bury the scripts' own output; a user's setting wins.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 # public name -> module that defines it
 _LAZY_NAMES = {
