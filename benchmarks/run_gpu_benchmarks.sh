@@ -20,7 +20,8 @@ mkdir -p "$logs"
 
 { nvidia-smi -L; python3 -c "import keras, jax; print('keras', keras.__version__, 'jax', jax.__version__, jax.devices())"; } > "$out/environment.txt" 2>&1
 
-datasets=(Beef OliveOil FaceFour Coffee GunPoint CBF ECG200 ItalyPowerDemand)
+# one worker per dataset; override with e.g. DATASETS="Wine ArrowHead"
+read -r -a datasets <<< "${DATASETS:-Beef OliveOil FaceFour Coffee GunPoint CBF ECG200 ItalyPowerDemand}"
 started=$(date +%s)
 for dataset in "${datasets[@]}"; do
   timeout "$seconds" python3 "$here/benchmarks/paper_settings.py" --datasets "$dataset" \
@@ -33,6 +34,6 @@ for dataset in "${datasets[@]}"; do
   echo "== $dataset"; grep -v "ep/s\|it/s" "/tmp/worker_$dataset.log" | tail -n 25
 done > "$out/workers.txt"
 
-timeout 150 python3 "$here/benchmarks/bench_training.py" --datasets GunPoint FordA --backends jax \
+[ -n "${SKIP_SPEED:-}" ] || timeout 150 python3 "$here/benchmarks/bench_training.py" --datasets GunPoint FordA --backends jax \
   --data-dir "$data_dir" --out "$out/bench_training_gpu.md" > /dev/null 2>> "$out/workers.txt"
 tar -czf "$out/paper_settings.tar.gz" -C "$out" paper_settings && rm -r "$logs"
