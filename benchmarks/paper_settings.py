@@ -7,7 +7,7 @@ script's grid, so an interrupted benchmark continues where it stopped; the table
 test accuracy with the published one in ``Results/LSTM-FCN/train_loss_old_datasets.csv`` (our
 unchanged copy of the original repository's file).
 
-    python benchmarks/paper_settings.py                      # the 8 default datasets
+    python benchmarks/paper_settings.py --data-dir archive   # the 16 default datasets
     python benchmarks/paper_settings.py --datasets Coffee CBF --data-dir archive
     python benchmarks/paper_settings.py --table-only         # just rebuild the table
 
@@ -25,7 +25,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 DEFAULT_DATASETS = ["Coffee", "ECG200", "GunPoint", "ItalyPowerDemand", "Beef", "OliveOil", "CBF",
-                    "FaceFour"]
+                    "FaceFour", "ArrowHead", "Wine", "Lightning7", "BeetleFly", "BirdChicken",
+                    "ToeSegmentation1", "SonyAIBORobotSurface1", "MoteStrain"]
 PUBLISHED = ROOT / "Results" / "LSTM-FCN" / "train_loss_old_datasets.csv"
 PUBLISHED_CELLS = ROOT / "Results" / "transcribed" / "lstmfcn_train_loss_model_chosen.csv"
 PUBLISHED_COLUMN = {"lstmfcn": "LSTM-FCN", "alstmfcn": "ALSTM-FCN"}
