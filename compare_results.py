@@ -29,8 +29,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -43,6 +41,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from utils import statistics  # noqa: E402
+from utils.atomic_files import replacing, write_text_atomic  # noqa: E402
 from utils.cli import run_main  # noqa: E402
 from utils.errors import ConfigurationError  # noqa: E402
 
@@ -99,26 +98,15 @@ def parse_arguments(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 def write_text(path: Path, text: str) -> None:
     """Write ``text`` to ``path`` through a temporary file, so no half-written file is left."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as stream:
-            stream.write(text)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    write_text_atomic(path, text)
 
 
 def save_figure(figure, path: Path) -> None:
     """Save a figure atomically (temporary file, then rename) and close it."""
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".png")
-    os.close(handle)
     try:
-        figure.savefig(temporary, dpi=150, bbox_inches="tight")
-        os.replace(temporary, path)
+        with replacing(path) as temporary:
+            figure.savefig(temporary, dpi=150, bbox_inches="tight")
     finally:
-        Path(temporary).unlink(missing_ok=True)
         plt.close(figure)
 
 

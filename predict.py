@@ -55,7 +55,8 @@ def main(argv: list[str] | None = None) -> int:
     import numpy as np
     import pandas as pd
 
-    from utils.checkpoints import load_trained_model, weights_path, write_text_atomic
+    from utils.atomic_files import write_text_atomic
+    from utils.checkpoints import load_trained_model, weights_path
     from utils.data import read_split_file
     from utils.errors import ConfigurationError, DatasetNotFoundError
     from utils.preprocessing import prepare_new_series

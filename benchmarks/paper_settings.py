@@ -130,7 +130,7 @@ def main() -> int:
     parser.add_argument("--table-only", action="store_true", help="do not train, just tabulate")
     arguments = parser.parse_args()
 
-    from utils.checkpoints import write_text_atomic
+    from utils.atomic_files import write_text_atomic
     from utils.experiments import GridConfig, expand_datasets, run_grid, select_cells
 
     config = GridConfig(

@@ -16,10 +16,10 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
+from utils.atomic_files import replacing, write_text_atomic
 from utils.errors import ConfigurationError, DatasetNotFoundError
 
 DEFAULT_PROTOCOL = "train-loss"
@@ -57,49 +57,6 @@ def sidecar_path(weights_file: str | os.PathLike) -> Path:
     return weights_file.with_name(name + ".json")
 
 
-PARTIAL_MARKER = ".partial-"
-
-
-def _temporary_sibling(path: Path, suffix: str) -> Path:
-    """A fresh, unused file name in ``path``'s folder (same file system, so rename is atomic)."""
-    handle, name = tempfile.mkstemp(
-        prefix=f".{path.name}{PARTIAL_MARKER}", suffix=suffix, dir=path.parent
-    )
-    os.close(handle)
-    # mkstemp creates the file private (0600); give the final file the usual permissions
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(name, 0o666 & ~umask)
-    return Path(name)
-
-
-def remove_partial_files(folder: str | os.PathLike) -> list[Path]:
-    """Delete temporary files left under ``folder`` by a process killed mid-write.
-
-    Only files this module names (hidden, with ``.partial-`` in the name) are touched; the
-    finished files they were meant to replace are either the old version or absent.
-    """
-    folder = Path(folder)
-    if not folder.is_dir():
-        return []
-    stale = [p for p in folder.rglob(f".*{PARTIAL_MARKER}*") if p.is_file()]
-    for path in stale:
-        path.unlink(missing_ok=True)
-    return stale
-
-
-def write_text_atomic(path: str | os.PathLike, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file and a rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = _temporary_sibling(path, ".tmp")
-    try:
-        temporary.write_text(text, encoding="utf-8")
-        os.replace(temporary, path)
-    finally:
-        temporary.unlink(missing_ok=True)
-
-
 def save_trained_model(
     model: Any, path: str | os.PathLike, config: dict[str, Any], overwrite: bool = False
 ) -> Path:
@@ -128,16 +85,11 @@ def save_trained_model(
                 raise ConfigurationError(
                     f"{existing} already exists; pass --overwrite (overwrite=True) to replace it"
                 )
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = _temporary_sibling(path, WEIGHTS_SUFFIX)
-    try:
+    with replacing(path, WEIGHTS_SUFFIX) as temporary:
         model.save_weights(temporary, overwrite=True)
         # the sidecar goes first: weights without a sidecar cannot be rebuilt, the reverse is
         # harmless (the next run sees no weights and trains again)
         write_text_atomic(sidecar, json.dumps(config, indent=2, sort_keys=True, default=str))
-        os.replace(temporary, path)
-    finally:
-        temporary.unlink(missing_ok=True)
     return path
 
 

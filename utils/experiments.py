@@ -32,14 +32,8 @@ from typing import Any
 
 import numpy as np
 
-from utils.checkpoints import (
-    load_trained_model,
-    read_sidecar,
-    remove_partial_files,
-    save_trained_model,
-    weights_path,
-    write_text_atomic,
-)
+from utils.atomic_files import remove_partial_files, write_text_atomic
+from utils.checkpoints import load_trained_model, read_sidecar, save_trained_model, weights_path
 from utils.errors import ConfigurationError, DatasetNotFoundError, LSTMFCNError
 from utils.training import PROTOCOLS
 

@@ -537,7 +537,7 @@ def write_predictions(path: str | os.PathLike, data: Any, y_true: np.ndarray,
     """Per-case predictions and probabilities as CSV (original label names), atomically."""
     import pandas as pd
 
-    from utils.checkpoints import write_text_atomic
+    from utils.atomic_files import write_text_atomic
 
     classes = [str(label) for label in data.classes]
     frame = pd.DataFrame(

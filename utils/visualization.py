@@ -37,7 +37,6 @@ References
 from __future__ import annotations
 
 import os
-import tempfile
 import textwrap
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -45,6 +44,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from utils.atomic_files import replacing
 from utils.errors import ConfigurationError
 
 if TYPE_CHECKING:  # Keras is imported where it is used, so the scripts' --help stays instant
@@ -958,17 +958,8 @@ def save_figure(figure: Any, path: str | os.PathLike) -> tuple[Path, bool]:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     replaced = path.exists()
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix,
-                                         dir=path.parent)
-    os.close(handle)
-    try:
+    with replacing(path) as temporary:
         figure.savefig(temporary, format=path.suffix.lstrip(".") or "png")
-        umask = os.umask(0)  # mkstemp makes the file private; give it the usual permissions
-        os.umask(umask)
-        os.chmod(temporary, 0o666 & ~umask)
-        os.replace(temporary, path)
-    finally:
-        Path(temporary).unlink(missing_ok=True)
     return path, replaced
 
 

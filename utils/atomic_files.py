@@ -1,0 +1,68 @@
+"""Writing files so that an interruption never leaves half of one.
+
+Every output of the project (weights, sidecars, result logs, reports, figures) is written to a
+temporary file in the target's folder and renamed onto the target, which is atomic on one file
+system: a kill at any moment leaves the old file or the new one. The temporary names are hidden
+and carry ``.partial-`` so that leftovers of a killed process can be found and removed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+PARTIAL_MARKER = ".partial-"
+
+
+def temporary_sibling(path: Path, suffix: str) -> Path:
+    """A fresh, unused file name in ``path``'s folder, with the usual permissions."""
+    handle, name = tempfile.mkstemp(
+        prefix=f".{path.name}{PARTIAL_MARKER}", suffix=suffix, dir=path.parent
+    )
+    os.close(handle)
+    # mkstemp creates the file private (0600); give the final file the usual permissions
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(name, 0o666 & ~umask)
+    return Path(name)
+
+
+@contextlib.contextmanager
+def replacing(path: str | os.PathLike, suffix: str | None = None) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; when the block succeeds, rename it onto ``path``.
+
+    ``suffix`` (default: ``path``'s own) matters to writers that check it, e.g. Keras wants
+    ``.weights.h5`` and matplotlib infers the format from it.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = temporary_sibling(path, path.suffix if suffix is None else suffix)
+    try:
+        yield temporary
+        os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
+
+
+def write_text_atomic(path: str | os.PathLike, text: str) -> None:
+    """Write ``text`` (UTF-8) to ``path`` through a temporary file and a rename."""
+    with replacing(path, ".tmp") as temporary:
+        temporary.write_text(text, encoding="utf-8")
+
+
+def remove_partial_files(folder: str | os.PathLike) -> list[Path]:
+    """Delete temporary files left under ``folder`` by a process killed mid-write.
+
+    Only files named by :func:`temporary_sibling` are touched; the finished files they were
+    meant to replace are either the old version or absent.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    stale = [p for p in folder.rglob(f".*{PARTIAL_MARKER}*") if p.is_file()]
+    for path in stale:
+        path.unlink(missing_ok=True)
+    return stale
