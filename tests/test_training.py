@@ -119,6 +119,10 @@ def test_balanced_class_weights_and_validation_split():
     fit, held_out = validation_split(y, 0.2, seed=0)
     assert set(fit).isdisjoint(held_out) and len(fit) + len(held_out) == len(y)
     assert np.bincount(y[held_out]).tolist() == [2, 2, 1]  # stratified: class proportions kept
+    y = np.array([0] * 10 + [1] * 9 + [2])  # class 2 has a single case: it always stays to fit
+    for seed in range(20):
+        fit, held_out = validation_split(y, 0.2, seed=seed)
+        assert 19 in fit and set(y[fit]) == {0, 1, 2}
 
 
 def test_bad_arguments_name_the_argument(italy):

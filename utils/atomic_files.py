@@ -3,7 +3,8 @@
 Every output of the project (weights, sidecars, result logs, reports, figures) is written to a
 temporary file in the target's folder and renamed onto the target, which is atomic on one file
 system: a kill at any moment leaves the old file or the new one. The temporary names are hidden
-and carry ``.partial-`` so that leftovers of a killed process can be found and removed.
+and carry ``.partial-<pid>-`` so that leftovers of a killed process can be found and removed
+without touching the files another running process is writing.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ PARTIAL_MARKER = ".partial-"
 def temporary_sibling(path: Path, suffix: str) -> Path:
     """A fresh, unused file name in ``path``'s folder, with the usual permissions."""
     handle, name = tempfile.mkstemp(
-        prefix=f".{path.name}{PARTIAL_MARKER}", suffix=suffix, dir=path.parent
+        prefix=f".{path.name}{PARTIAL_MARKER}{os.getpid()}-", suffix=suffix, dir=path.parent
     )
     os.close(handle)
     # mkstemp creates the file private (0600); give the final file the usual permissions
@@ -53,16 +54,30 @@ def write_text_atomic(path: str | os.PathLike, text: str) -> None:
         temporary.write_text(text, encoding="utf-8")
 
 
-def remove_partial_files(folder: str | os.PathLike) -> list[Path]:
-    """Delete temporary files left under ``folder`` by a process killed mid-write.
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    return True
 
-    Only files named by :func:`temporary_sibling` are touched; the finished files they were
+
+def remove_partial_files(folder: str | os.PathLike) -> list[Path]:
+    """Delete temporary files left under ``folder`` by processes killed mid-write.
+
+    Only files named by :func:`temporary_sibling` whose writing process is gone are touched
+    (another loop process may be writing into the same folder); the finished files they were
     meant to replace are either the old version or absent.
     """
     folder = Path(folder)
     if not folder.is_dir():
         return []
-    stale = [p for p in folder.rglob(f".*{PARTIAL_MARKER}*") if p.is_file()]
-    for path in stale:
-        path.unlink(missing_ok=True)
+    stale = []
+    for path in folder.rglob(f".*{PARTIAL_MARKER}*"):
+        writer = path.name.split(PARTIAL_MARKER, 1)[1].split("-", 1)[0]
+        if path.is_file() and not (writer.isdigit() and _process_alive(int(writer))):
+            path.unlink(missing_ok=True)
+            stale.append(path)
     return stale

@@ -14,6 +14,7 @@ leaves a half-written file, and an existing file is never replaced unless asked.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from pathlib import Path
@@ -72,25 +73,42 @@ def save_trained_model(
         JSON-serialisable description: at least ``model`` (registry name) and ``builder``
         (keyword arguments of :func:`utils.models.build_model`).
     overwrite : bool, default False
-        Replace existing files. Without it an existing file raises ``ConfigurationError``:
-        results a user already has are never overwritten silently.
+        Replace an existing weights file. Without it one raises ``ConfigurationError``: results
+        a user already has are never overwritten silently. A sidecar without its weights file
+        (left by a process killed between the two renames) is replaced.
+
+    The sidecar records the SHA-256 of the weights it describes (``weights_sha256``), so that a
+    sidecar and a weights file from two different saves are never taken for a pair.
     """
     path = Path(path)
     if not path.name.endswith(WEIGHTS_SUFFIX):
         raise ConfigurationError(f"weights file {path} must end with {WEIGHTS_SUFFIX}")
-    sidecar = sidecar_path(path)
-    if not overwrite:
-        for existing in (path, sidecar):
-            if existing.exists():
-                raise ConfigurationError(
-                    f"{existing} already exists; pass --overwrite (overwrite=True) to replace it"
-                )
+    if path.exists() and not overwrite:
+        raise ConfigurationError(
+            f"{path} already exists; pass --overwrite (overwrite=True) to replace it"
+        )
     with replacing(path, WEIGHTS_SUFFIX) as temporary:
         model.save_weights(temporary, overwrite=True)
-        # the sidecar goes first: weights without a sidecar cannot be rebuilt, the reverse is
-        # harmless (the next run sees no weights and trains again)
-        write_text_atomic(sidecar, json.dumps(config, indent=2, sort_keys=True, default=str))
+        config = {**config, "weights_sha256": file_sha256(temporary)}
+        # the sidecar goes first: weights without a sidecar cannot be rebuilt, while a sidecar
+        # without weights is harmless (the next run sees no weights and trains again)
+        write_text_atomic(sidecar_path(path),
+                          json.dumps(config, indent=2, sort_keys=True, default=str))
     return path
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    """Hex SHA-256 of a file's bytes."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def sidecar_describes(path: str | os.PathLike, config: dict[str, Any]) -> bool:
+    """True when ``config`` (a sidecar) was written together with the weights at ``path``."""
+    return config.get("weights_sha256") == file_sha256(path)
 
 
 def read_sidecar(path: str | os.PathLike) -> dict[str, Any]:

@@ -33,11 +33,18 @@ from typing import Any
 import numpy as np
 
 from utils.atomic_files import remove_partial_files, write_text_atomic
-from utils.checkpoints import load_trained_model, read_sidecar, save_trained_model, weights_path
+from utils.checkpoints import (
+    load_trained_model,
+    read_sidecar,
+    save_trained_model,
+    sidecar_describes,
+    weights_path,
+)
 from utils.errors import ConfigurationError, DatasetNotFoundError, LSTMFCNError
 from utils.training import PROTOCOLS
 
 RUN_KEY = ("dataset", "model", "cells", "seed", "protocol")
+SELECTION_KEY = ("dataset", "model", "seed", "protocol")
 LOG_COLUMNS = (
     "dataset_id", "dataset", "model", "cells", "seed", "protocol", "leaky", "normalize",
     "epochs", "epochs_run", "best_epoch", "best_train_loss", "train_loss", "train_accuracy",
@@ -119,8 +126,8 @@ def read_log(path: str | os.PathLike) -> list[dict[str, str]]:
         return list(csv.DictReader(handle))
 
 
-def _key(row: dict[str, Any]) -> tuple[str, ...]:
-    return tuple(str(row[column]) for column in RUN_KEY)
+def _key(row: dict[str, Any], key: Sequence[str] = RUN_KEY) -> tuple[str, ...]:
+    return tuple(str(row[column]) for column in key)
 
 
 @contextlib.contextmanager
@@ -141,16 +148,18 @@ def _exclusive(path: Path):
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def upsert_row(path: str | os.PathLike, row: dict[str, Any]) -> None:
-    """Add ``row`` to the CSV at ``path``, replacing a row with the same run key.
+def upsert_row(path: str | os.PathLike, row: dict[str, Any],
+               key: Sequence[str] = RUN_KEY) -> None:
+    """Add ``row`` to the CSV at ``path``, replacing the row with the same ``key`` columns.
 
     The whole file is rewritten through a temporary file and a rename, under a lock: a kill
-    leaves the old file or the new one, and a re-run never duplicates a row.
+    leaves the old file or the new one, and a re-run never duplicates a row. Columns beyond
+    ``LOG_COLUMNS`` are kept.
     """
     path = Path(path)
     with _exclusive(path):
-        rows = [old for old in read_log(path) if _key(old) != _key(row)]
-        rows.append({column: row.get(column, "") for column in LOG_COLUMNS})
+        rows = [old for old in read_log(path) if _key(old, key) != _key(row, key)]
+        rows.append({**dict.fromkeys(LOG_COLUMNS, ""), **row})
         columns = list(LOG_COLUMNS) + sorted({c for r in rows for c in r} - set(LOG_COLUMNS))
         buffer = io.StringIO()
         writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
@@ -276,10 +285,14 @@ class DatasetCache:
         return self._cache[token]
 
 
-def _sidecar_matches(config: dict[str, Any], expected: dict[str, Any]) -> bool:
-    keys = ("model", "builder", "dataset", "normalize", "protocol", "seed", "epochs",
-            "batch_size", "learning_rate", "class_weight")
-    return all(config.get(k) == expected.get(k) for k in keys) and "row" in config
+SETTING_KEYS = ("model", "builder", "dataset", "normalize", "protocol", "seed", "epochs",
+                "batch_size", "learning_rate", "class_weight")
+
+
+def _sidecar_matches(path: Path, config: dict[str, Any], expected: dict[str, Any]) -> bool:
+    """The saved run at ``path`` is exactly the run ``expected`` describes, and complete."""
+    return (all(config.get(k) == expected.get(k) for k in SETTING_KEYS) and "row" in config
+            and sidecar_describes(path, config))
 
 
 def _row_base(config: GridConfig, data: Any, dataset: str, model_name: str, cells: int,
@@ -319,7 +332,7 @@ def train_one(config: GridConfig, data: Any, dataset: str, model_name: str, cell
     }
     if path.exists() and not config.overwrite:
         saved = read_sidecar(path)
-        if not _sidecar_matches(saved, expected):
+        if not _sidecar_matches(path, saved, expected):
             raise ConfigurationError(
                 f"{path} already exists and was trained with other settings; pass --overwrite "
                 "to replace it, or move it away"
@@ -407,6 +420,26 @@ def evaluate_one(config: GridConfig, data: Any, dataset: str, model_name: str, c
                       logged_accuracy=logged_accuracy)
 
 
+def check_logged_settings(row: dict[str, str], config: GridConfig, log_path: Path) -> None:
+    """Refuse to count a logged run as done when it was run with other settings (e.g. a short
+    smoke test before the real run): the user must say --overwrite to retrain it."""
+    wanted = {"epochs": str(config.epochs), "batch_size": str(config.batch_size),
+              "normalize": config.normalize, "class_weight": config.class_weight or "none",
+              "learning_rate": repr(float(config.learning_rate))}
+    differences = []
+    for column, value in wanted.items():
+        logged = row.get(column, "")
+        if column == "learning_rate" and logged:
+            logged = repr(float(logged))
+        if logged and logged != value:
+            differences.append(f"{column} {logged} (now {value})")
+    if differences:
+        raise ConfigurationError(
+            f"{log_path} already holds this run with {', '.join(differences)}; pass --overwrite "
+            "to retrain it, or use another --logs-dir"
+        )
+
+
 def _failure_row(config: GridConfig, dataset: str, model_name: str, cells: int, seed: int,
                  error: BaseException) -> dict[str, Any]:
     return {
@@ -441,7 +474,9 @@ def select_cells(config: GridConfig, datasets: Iterable[str]) -> list[dict[str, 
                     continue  # not all cell sizes finished: choose on a later run
                 _, _, best = min(candidates, key=lambda item: (item[0], item[1]))
                 chosen = {**best, "selected_from": "/".join(str(c) for c in sorted(config.cells))}
-                upsert_row(results_log_path(config.logs_dir, model_name, "selected"), chosen)
+                # one row per (dataset, model, seed, protocol): a later choice replaces it
+                upsert_row(results_log_path(config.logs_dir, model_name, "selected"), chosen,
+                           key=SELECTION_KEY)
                 chosen_rows.append(chosen)
     return chosen_rows
 
@@ -472,6 +507,7 @@ def run_grid(config: GridConfig) -> list[RunOutcome]:
             done = completed_rows(config.logs_dir, model_name, cells).get(
                 (dataset, model_name, str(cells), str(seed), config.protocol))
             if done and not config.overwrite:
+                check_logged_settings(done, config, log_path)
                 outcome = RunOutcome(dataset, model_name, cells, seed, "skipped",
                                      float(done["test_accuracy"] or "nan"),
                                      epochs_run=int(done.get("epochs_run") or 0))
@@ -486,7 +522,9 @@ def run_grid(config: GridConfig) -> list[RunOutcome]:
             else:
                 message = traceback.format_exc(limit=3)
             print(f"{description}: FAILED: {message}", flush=True)
-            if config.mode != "evaluate":
+            succeeded = (dataset, model_name, str(cells), str(seed), config.protocol) in \
+                completed_rows(config.logs_dir, model_name, cells)
+            if config.mode != "evaluate" and not succeeded:  # never replace a finished row
                 upsert_row(log_path, _failure_row(config, dataset, model_name, cells, seed, error))
             outcomes.append(RunOutcome(dataset, model_name, cells, seed, "failed",
                                        seconds=time.perf_counter() - started,

@@ -158,26 +158,27 @@ def validation_split(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Indices (fit, validation) of a stratified, seeded hold-out from the training split.
 
-    Every class keeps at least one case on the fitting side; when a class has a single case the
-    split cannot be stratified and falls back to a plain seeded split.
+    Every class keeps at least one case on the fitting side: the only case of a class is never
+    held out, and the other classes are split in proportion.
     """
     from sklearn.model_selection import train_test_split
 
     if not 0.0 < fraction < 1.0:
         raise ConfigurationError(f"validation_fraction must be in (0, 1); got {fraction}")
-    indices = np.arange(len(y))
-    n_classes = len(np.unique(y))
-    n_validation = max(int(round(fraction * len(y))), n_classes)
-    if n_validation >= len(y):
+    counts = np.bincount(y)
+    always_fit = np.flatnonzero(counts[y] == 1)
+    splittable = np.flatnonzero(counts[y] >= 2)
+    n_classes = int((counts >= 2).sum())
+    n_validation = max(int(round(fraction * len(splittable))), n_classes)
+    if n_classes == 0 or n_validation >= len(splittable):
         raise ConfigurationError(
             f"the training split has {len(y)} cases: too few for a validation hold-out of "
-            f"{fraction:.0%} with {n_classes} classes; use protocol train-loss"
+            f"{fraction:.0%}; use protocol train-loss"
         )
-    stratify = y if np.bincount(y).min() >= 2 else None
     fit, held_out = train_test_split(
-        indices, test_size=n_validation, random_state=seed, stratify=stratify
+        splittable, test_size=n_validation, random_state=seed, stratify=y[splittable]
     )
-    return np.sort(fit), np.sort(held_out)
+    return np.sort(np.concatenate([fit, always_fit])), np.sort(held_out)
 
 
 def recalibrate_batchnorm(model: Any, inputs: Any, batch_size: int = 128) -> None:
