@@ -96,6 +96,11 @@ def parse_arguments(argv: Sequence[str] | None = None) -> argparse.Namespace:
 # ----------------------------------------------------------------------------- writing files
 
 
+REPORT_FILES = ("report.md", "per_dataset.csv", "per_dataset.md", "pairwise.csv", "summary.csv",
+                "summary.md", "wilcoxon_p_values.csv", "failed_runs.csv", "cd_nemenyi.png",
+                "cd_wilcoxon_holm.png", "scatter.png")
+
+
 def write_text(path: Path, text: str) -> None:
     """Write ``text`` to ``path`` through a temporary file, so no half-written file is left."""
     write_text_atomic(path, text)
@@ -286,6 +291,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     # 3. Pairwise Wilcoxon matrix and the critical-difference diagrams on the common datasets.
     out = arguments.out
     out.mkdir(parents=True, exist_ok=True)
+    for name in REPORT_FILES:  # files of an earlier report that this one may not rewrite
+        (out / name).unlink(missing_ok=True)
     alpha = arguments.alpha
     p_matrix, cd, notes = None, None, []
     if n_columns >= 2 and n_common >= 2:

@@ -73,6 +73,7 @@ def realistic_logs(folder: Path) -> None:
     lstm = list(rows("lstmfcn", 8, "train-loss", (0, 1, 2), 0.02))
     lstm += list(rows("lstmfcn", 8, "test-checkpoint", (0,), 0.0))
     lstm.append({**lstm[0], "seed": 3, "test_accuracy": "", "error": "RuntimeError: NaN loss"})
+    lstm.append({**lstm[0], "seed": 4, "test_accuracy": ""})  # --mode train, not evaluated yet
     alstm = list(rows("alstmfcn", 8, "train-loss", (0, 1), 0.03))
     selected = list(rows("lstmfcn", 64, "train-loss", (0, 1), 0.01))
     for name, table in (("lstmfcn_8_cells", lstm), ("alstmfcn_8_cells", alstm),

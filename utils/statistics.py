@@ -684,14 +684,16 @@ def _read_log(path: Path) -> pd.DataFrame:
     return table
 
 
-def _validate_accuracies(table: pd.DataFrame) -> pd.Series:
-    accuracy = pd.to_numeric(table["test_accuracy"], errors="coerce")
-    bad = accuracy.isna() | (accuracy < 0) | (accuracy > 1)
+def _validate_accuracies(table: pd.DataFrame, logs_dir: Path) -> pd.Series:
+    """Numeric accuracies; an empty cell (a ``--mode train`` run not yet evaluated) is NaN."""
+    text = table["test_accuracy"].fillna("").astype(str).str.strip()
+    accuracy = pd.to_numeric(text.where(text != ""), errors="coerce")
+    bad = (text != "") & (accuracy.isna() | (accuracy < 0) | (accuracy > 1))
     if bad.any():
         row = table[bad].iloc[0]
         raise DatasetError(
-            f"logs/{row['file']}: test_accuracy {row['test_accuracy']!r} for {row['dataset']} is "
-            "not a fraction in [0, 1]"
+            f"{logs_dir / row['file']}: test_accuracy {row['test_accuracy']!r} for "
+            f"{row['dataset']} is not a fraction in [0, 1]"
         )
     return accuracy
 
@@ -741,9 +743,11 @@ def load_our_results(logs_dir: Path | str) -> OurResults:
     table = pd.concat([_read_log(path) for path in paths], ignore_index=True)
     failed = table[table["error"] != ""]
     runs = table[table["error"] == ""].copy()
+    runs["test_accuracy"] = _validate_accuracies(runs, logs_dir)
+    runs = runs[runs["test_accuracy"].notna()]  # trained with --mode train, not evaluated yet
     if runs.empty:
-        raise DatasetError(f"{logs_dir}: every run in the logs failed (see their error column)")
-    runs["test_accuracy"] = _validate_accuracies(runs)
+        raise DatasetError(f"{logs_dir}: no run in the logs succeeded and was evaluated "
+                           "(see their error column; --mode evaluate fills test metrics in)")
     runs["protocol"] = runs["protocol"].fillna("unknown").astype(str).str.strip()
     leaky_flag = runs["leaky"].map(_is_true) if "leaky" in runs else False
     runs["is_leaky"] = (runs["protocol"] == LEAKY_PROTOCOL) | leaky_flag
