@@ -134,3 +134,22 @@ def test_not_a_zip(tmp_path):
     fake.write_text("this is text\n")
     with pytest.raises(DatasetError, match=r"archive\.zip: not a readable zip archive"):
         extract_archive(fake, tmp_path / "Data")
+
+
+def test_the_ucr_zips_adjusted_copies_are_left_out(tmp_path):
+    """UCRArchive_2018.zip holds edited copies of the datasets with missing values or unequal
+    lengths, with the same file names, in a folder of their own; the originals are taken."""
+    root = _archive_folder(tmp_path)
+    (root / "DodgerLoopGame").mkdir()
+    for source in (DATA / "DodgerLoopGame").glob("*.tsv"):
+        shutil.copyfile(source, root / "DodgerLoopGame" / source.name)
+    adjusted = root / "Missing_value_and_variable_length_datasets_adjusted" / "DodgerLoopGame"
+    adjusted.mkdir(parents=True)
+    for source in (DATA / "DodgerLoopGame").glob("*.tsv"):
+        (adjusted / source.name).write_text(source.read_text().replace("NaN", "0"))
+    archive = _zip_folder(root, tmp_path / "UCRArchive_2018.zip")
+    out = tmp_path / "Data"
+    report = extract_archive(archive, out)
+    assert "DodgerLoopGame" in report.datasets
+    assert (out / "DodgerLoopGame" / "DodgerLoopGame_TRAIN.tsv").read_bytes() == (
+        DATA / "DodgerLoopGame" / "DodgerLoopGame_TRAIN.tsv").read_bytes()

@@ -48,6 +48,10 @@ _MEMBER_PATTERN = re.compile(
     r"(?P<extension>\.tsv|\.ts|\.arff|\.csv|\.txt)?$"
 )
 _PER_DIMENSION = re.compile(r"Dimension\d+$")
+# UCRArchive_2018.zip also holds edited copies (NaN filled, series equalised) of the datasets
+# with missing values or unequal lengths, under the same file names. The originals are the
+# archive's reference versions (and what the loader expects: it handles NaN and lengths itself).
+_ADJUSTED_COPIES = "Missing_value_and_variable_length_datasets_adjusted"
 _CHUNK = 1 << 20
 
 
@@ -68,7 +72,7 @@ class ArchiveMember:
 def parse_member(source: str) -> ArchiveMember | None:
     """The member a path inside an archive stands for, or None when it is not a split file."""
     parts = source.split("/")
-    if "__MACOSX" in parts or parts[-1].startswith("."):
+    if "__MACOSX" in parts or _ADJUSTED_COPIES in parts or parts[-1].startswith("."):
         return None
     match = _MEMBER_PATTERN.search(source)
     if match is None:
