@@ -58,8 +58,8 @@ def main(argv: list[str] | None = None) -> int:
     from utils.atomic_files import write_text_atomic
     from utils.checkpoints import load_trained_model, weights_path
     from utils.data import read_split_file
-    from utils.errors import ConfigurationError, DatasetNotFoundError
-    from utils.preprocessing import prepare_new_series
+    from utils.errors import ConfigurationError, DatasetError, DatasetNotFoundError
+    from utils.preprocessing import coerce_labels, prepare_new_series
     from utils.training import predict_proba
 
     # 1. The trained model and how it was trained.
@@ -82,14 +82,20 @@ def main(argv: list[str] | None = None) -> int:
     mean = std = None
     if config["normalize"] == "dataset":
         mean, std = training_statistics(config["dataset"], arguments.data_dir)
-    X, lengths = prepare_new_series(raw.values, width, config["normalize"], mean, std)
+    try:
+        X, lengths = prepare_new_series(
+            raw.values, width, config["normalize"], mean, std,
+            trailing_nan_is_padding=config["builder"].get("variable_length", True))
+    except DatasetError as error:
+        raise DatasetError(f"{series_file}: {error}") from error
 
     # 3. Predict, write one row per series, report accuracy when the labels are known.
     probabilities = predict_proba(model, X, lengths)
-    predicted = [classes[k] for k in probabilities.argmax(axis=1)]
+    # one label type on both sides, so that "1.0000000e+00" in a file matches class "1"
+    file_labels, classes = coerce_labels(raw.labels, np.asarray(classes))
     frame = pd.DataFrame({"case": np.arange(1, len(X) + 1),
-                          "label_in_file": [str(v) for v in raw.labels],
-                          "predicted_label": predicted})
+                          "label_in_file": file_labels,
+                          "predicted_label": classes[probabilities.argmax(axis=1)]})
     for k, label in enumerate(classes):
         frame[f"p_{label}"] = probabilities[:, k]
     out = Path(arguments.out) if arguments.out else series_file.with_name(

@@ -69,6 +69,17 @@ def test_train_then_evaluate_reproduces_the_logged_accuracy(tmp_path):
         rows = list(csv.DictReader(handle))
     assert len(rows) == 1029 and {r["predicted_label"] for r in rows} <= {"1", "2"}
 
+    # the original's 2015 comma files write labels as 1.0000000e+00: they still match class "1"
+    lines = (ROOT / "Data" / "ItalyPowerDemand" / "ItalyPowerDemand_TEST.tsv").read_text()
+    comma = tmp_path / "ItalyPowerDemand_new"
+    comma.write_text("".join(
+        f"{float(line.split()[0]):.7e}," + ",".join(line.split()[1:]) + "\n"
+        for line in lines.splitlines()[:30]))
+    old_style = subprocess.run([*predict[:2], str(comma), *predict[3:]], capture_output=True,
+                               text=True, timeout=300)
+    assert old_style.returncode == 0, old_style.stderr
+    assert "accuracy against the labels in the file:" in old_style.stdout
+
     wrong_shape = subprocess.run(
         [*predict[:2], str(ROOT / "Data" / "BasicMotions" / "BasicMotions_TEST.ts"),
          *predict[3:]], capture_output=True, text=True, timeout=300)

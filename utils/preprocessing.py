@@ -271,6 +271,7 @@ def prepare_new_series(
     channel_std: np.ndarray | None = None,
     missing: str = "zero",
     longer: str = "truncate",
+    trailing_nan_is_padding: bool = True,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Series outside a loaded dataset (new data to predict, a user's arrays) -> model input.
 
@@ -286,6 +287,9 @@ def prepare_new_series(
         ``"dataset"`` needs the training split's ``channel_mean`` and ``channel_std``.
     missing, longer : str
         As ``missing`` and ``longer_test`` of ``load_dataset``.
+    trailing_nan_is_padding : bool, default True
+        False for models of equal-length data: trailing NaN are then missing values, as the
+        loader treats them for such datasets.
 
     Returns
     -------
@@ -293,7 +297,10 @@ def prepare_new_series(
     lengths : ndarray of int64, shape (n_cases,)
     """
     check_choice(normalize, NORMALIZE_CHOICES, "normalize")
-    lengths = true_lengths(values, trailing_nan_is_padding=True)
+    if np.isinf(values).any():
+        case = int(np.argwhere(np.isinf(values))[0][0])
+        raise DatasetError(f"case {case + 1} has infinite values")
+    lengths = true_lengths(values, trailing_nan_is_padding)
     empty = np.nonzero(lengths == 0)[0]
     if len(empty):
         raise DatasetError(f"case {empty[0] + 1} has no values at all (every value is NaN)")
