@@ -17,7 +17,6 @@ Non-bundled datasets come from ``../shared/tools/get_ucr_archive.sh archive NAME
 from __future__ import annotations
 
 import argparse
-import re
 import sys
 from pathlib import Path
 
@@ -33,25 +32,16 @@ PUBLISHED_COLUMN = {"lstmfcn": "LSTM-FCN", "alstmfcn": "ALSTM-FCN"}
 PUBLISHED_CELLS_COLUMN = {"lstmfcn": "lstmfcn_cells_chosen", "alstmfcn": "alstmfcn_cells_chosen"}
 
 
-def _canonical(name: str) -> str:
-    """2018 name for a published table's dataset name (2015 spellings included)."""
-    from utils.constants import resolve_dataset
-    from utils.errors import DatasetNotFoundError
-
-    try:
-        return resolve_dataset(name).name
-    except DatasetNotFoundError:
-        return re.sub(r"[^a-z0-9]", "", name.lower())
-
-
 def published_table(model: str):
     """Published accuracy and chosen cell count per dataset (2018 names)."""
     import pandas as pd
 
+    from utils.statistics import canonical_dataset_name
+
     accuracy = pd.read_csv(PUBLISHED)
     cells = pd.read_csv(PUBLISHED_CELLS)
-    accuracy["dataset"] = accuracy["Dataset"].map(_canonical)
-    cells["dataset"] = cells["Dataset"].map(_canonical)
+    accuracy["dataset"] = accuracy["Dataset"].map(canonical_dataset_name)
+    cells["dataset"] = cells["Dataset"].map(canonical_dataset_name)
     table = accuracy[["dataset", PUBLISHED_COLUMN[model]]].merge(
         cells[["dataset", PUBLISHED_CELLS_COLUMN[model]]], on="dataset", how="left")
     return table.rename(columns={PUBLISHED_COLUMN[model]: "published_accuracy",
