@@ -33,6 +33,7 @@ SELECT_CELLS = False  # keep, per dataset, the cell count with the lowest traini
 DATA_DIR = None  # default: Data/ (or the LSTMFCN_DATA_DIR environment variable)
 WEIGHTS_DIR = "weights"
 LOGS_DIR = "logs"
+SNAPSHOT_MINUTES = 5.0  # how often a run's state is saved, so that a killed run resumes
 # -----------------------------------------------------------------------------
 
 
@@ -68,6 +69,9 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--data-dir", default=DATA_DIR)
     parser.add_argument("--weights-dir", default=WEIGHTS_DIR)
     parser.add_argument("--logs-dir", default=LOGS_DIR)
+    parser.add_argument("--snapshot-minutes", type=float, default=SNAPSHOT_MINUTES,
+                        help="save the state of the run in progress this often; a killed run "
+                        "resumes from it (0: after every epoch)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     return parser.parse_args(argv)
 

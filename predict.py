@@ -59,13 +59,14 @@ def main(argv: list[str] | None = None) -> int:
     from utils.checkpoints import load_trained_model, weights_path
     from utils.data import read_split_file
     from utils.errors import ConfigurationError, DatasetError, DatasetNotFoundError
+    from utils.experiments import run_dataset_name
     from utils.preprocessing import coerce_labels, prepare_new_series
     from utils.training import predict_proba
 
     # 1. The trained model and how it was trained.
     path = Path(arguments.weights) if arguments.weights else weights_path(
-        arguments.weights_dir, arguments.model, arguments.cells, arguments.dataset,
-        arguments.seed, arguments.protocol)
+        arguments.weights_dir, arguments.model, arguments.cells,
+        run_dataset_name(arguments.dataset), arguments.seed, arguments.protocol)
     model, config = load_trained_model(path)
     classes = list(config["classes"])
     width = config["builder"]["max_sequence_length"]

@@ -79,6 +79,7 @@ class GridConfig:
     logs_dir: str = "logs"
     save_predictions: bool = False
     progress: bool = True
+    snapshot_minutes: float = 5.0
 
     def validate(self) -> None:
         from utils.models import MODEL_BUILDERS
@@ -219,6 +220,19 @@ def _display_name(dataset_token: str) -> str:
     return dataset_token
 
 
+def run_dataset_name(token: str | int, data_dir: str | None = None) -> str:
+    """The name a run of ``--datasets token`` is saved under (weights path and log rows): the
+    registry's 2018 name for a name, alias or id, the folder name for a path. Unknown names
+    raise ``ConfigurationError`` naming ``--dataset`` and suggesting close names."""
+    try:
+        expanded = expand_datasets([token], data_dir)
+    except LSTMFCNError as error:
+        raise ConfigurationError(f"--dataset {token}: {error}") from None
+    if len(expanded) != 1:  # 'bundled' / 'all' stand for several datasets
+        raise ConfigurationError(f"--dataset {token}: name one dataset")
+    return _display_name(expanded[0])
+
+
 # --------------------------------------------------------------------------- one run
 
 
@@ -314,6 +328,11 @@ def _row_base(config: GridConfig, data: Any, dataset: str, model_name: str, cell
     }
 
 
+def dataset_stem(weights_file: Path) -> str:
+    """``GunPoint`` for ``.../GunPoint.weights.h5`` (seed and protocol suffixes included)."""
+    return weights_file.name.removesuffix(".weights.h5")
+
+
 def train_one(config: GridConfig, data: Any, dataset: str, model_name: str, cells: int,
               seed: int, description: str) -> tuple[dict[str, Any], RunOutcome]:
     """Train, evaluate and save one run; returns its log row and summary line."""
@@ -351,6 +370,10 @@ def train_one(config: GridConfig, data: Any, dataset: str, model_name: str, cell
         model, data, config.epochs, config.batch_size, protocol=config.protocol,
         learning_rate=config.learning_rate, class_weight=config.class_weight, seed=seed,
         progress=description if config.progress else False,
+        # a killed run resumes from its last snapshot instead of epoch 0
+        snapshot_dir=path.with_name(f".{dataset_stem(path)}.resume"),
+        snapshot_seconds=60.0 * config.snapshot_minutes,
+        snapshot_fingerprint=expected,
     )
     train = evaluate_model(model, data, config.batch_size, split="train")
     test_metrics: dict[str, Any] = {}

@@ -30,6 +30,7 @@ import os
 import sys
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -242,7 +243,6 @@ def _make_callbacks(
     lr_patience: int,
     min_learning_rate: float,
     early_stopping_patience: int | None,
-    progress: Any,
 ) -> list[Any]:
     import keras
 
@@ -269,12 +269,11 @@ def _make_callbacks(
                 monitor=monitor, mode=protocol_mode, patience=early_stopping_patience
             )
         )
-    if progress is not None:
-        callbacks.append(progress)
     return callbacks
 
 
-def make_progress_callback(total_epochs: int, description: str, stream: Any = None) -> Any:
+def make_progress_callback(total_epochs: int, description: str, stream: Any = None,
+                           initial: int = 0) -> Any:
     """One tqdm line per run: epoch count, loss, learning rate, seconds per epoch, ETA."""
     import keras
     from tqdm.auto import tqdm
@@ -286,6 +285,7 @@ def make_progress_callback(total_epochs: int, description: str, stream: Any = No
         def on_train_begin(self, logs=None):
             self.bar = tqdm(
                 total=total_epochs,
+                initial=initial,
                 desc=description,
                 unit="ep",
                 file=stream,
@@ -334,6 +334,9 @@ def train_model(
     steps_per_execution: int | None = None,
     progress: bool | str = False,
     callbacks: list[Any] | None = None,
+    snapshot_dir: str | os.PathLike | None = None,
+    snapshot_seconds: float = 300.0,
+    snapshot_fingerprint: dict[str, Any] | None = None,
     verbose: int = 0,
 ) -> TrainingResult:
     """Fit ``model`` on ``dataset`` under a named protocol and keep its best weights.
@@ -371,6 +374,10 @@ def train_model(
         Show a one-line progress bar (a str is used as its description).
     callbacks : list of keras.callbacks.Callback, optional
         Extra callbacks (e.g. timing, TensorBoard), run after the protocol's own.
+    snapshot_dir : path-like, optional
+        Save the state of the run there every ``snapshot_seconds`` and, when a snapshot of the
+        same run (``snapshot_fingerprint`` plus these settings) is there, resume from it
+        (``utils.resume``). The folder is removed when training ends.
     verbose : int, default 0
         Keras' own per-epoch output (off: the progress bar replaces it).
 
@@ -417,14 +424,34 @@ def train_model(
     compile_model(model, learning_rate, steps_per_execution or steps_per_epoch)
 
     keep_best = _KeepBest(monitor, mode)
-    progress_callback = None
-    if progress:
-        description = progress if isinstance(progress, str) else getattr(data, "name", "training")
-        progress_callback = make_progress_callback(epochs, description)
     all_callbacks = _make_callbacks(
         keep_best, mode, monitor, lr_factor, lr_patience, min_learning_rate,
-        early_stopping_patience, progress_callback,
+        early_stopping_patience,
     ) + list(callbacks or [])
+    snapshot, initial_epoch = None, 0
+    if snapshot_dir is not None:
+        import keras
+
+        from utils.resume import TrainingSnapshot
+
+        fingerprint = {
+            **(snapshot_fingerprint or {}), "protocol": protocol, "epochs": epochs,
+            "batch_size": batch_size, "learning_rate": learning_rate, "seed": seed,
+            "class_weight": class_weight, "validation_fraction": validation_fraction,
+            "lr": [lr_factor, lr_patience, min_learning_rate], "n_fit": len(y_fit),
+            "model": [model.name, model.count_params()],
+        }
+        stateful = [c for c in all_callbacks if isinstance(
+            c, keras.callbacks.ReduceLROnPlateau | keras.callbacks.EarlyStopping)]
+        snapshot = TrainingSnapshot(Path(snapshot_dir), fingerprint, keep_best, stateful,
+                                    snapshot_seconds)
+        initial_epoch = snapshot.restore(model)
+        all_callbacks.append(snapshot)
+    if progress:
+        description = progress if isinstance(progress, str) else getattr(data, "name", "training")
+        if initial_epoch:
+            description += f" (resumed at epoch {initial_epoch})"
+        all_callbacks.append(make_progress_callback(epochs, description, initial=initial_epoch))
 
     start = time.perf_counter()
     history = model.fit(
@@ -436,6 +463,7 @@ def train_model(
         class_weight=class_weights(y_fit, data.n_classes, class_weight),
         validation_data=validation_data,
         shuffle=True,
+        initial_epoch=initial_epoch,
         verbose=verbose,
     )
     if keep_best.weights is None:
@@ -449,6 +477,9 @@ def train_model(
     seconds = time.perf_counter() - start
 
     logs = {key: [float(v) for v in values] for key, values in history.history.items()}
+    if snapshot is not None:  # the history of every epoch, those before a resume included
+        logs = snapshot.history
+        snapshot.discard()
     return TrainingResult(
         protocol=protocol,
         leaky=protocol in LEAKY_PROTOCOLS,

@@ -1042,21 +1042,14 @@ def load_trained_run(arguments: Any) -> tuple[keras.Model, dict[str, Any], Any]:
     data : utils.data.Dataset
     """
     from utils.checkpoints import load_trained_model, weights_path
-    from utils.errors import LSTMFCNError
-    from utils.experiments import expand_datasets
+    from utils.experiments import run_dataset_name
     from utils.models import MODEL_BUILDERS
 
     if arguments.model not in MODEL_BUILDERS:
         raise ConfigurationError(
             f"--model {arguments.model}: unknown model; valid models: {', '.join(MODEL_BUILDERS)}"
         )
-    try:
-        (dataset_name,) = expand_datasets([arguments.dataset], arguments.data_dir)
-    except LSTMFCNError as error:  # unknown name or id: say which flag
-        raise ConfigurationError(f"--dataset {arguments.dataset}: {error}") from None
-    folder = Path(dataset_name)
-    if folder.exists():  # the user's own data: the loop script names the run by its folder
-        dataset_name = (folder if folder.is_dir() else folder.parent).name
+    dataset_name = run_dataset_name(arguments.dataset, arguments.data_dir)
     path = weights_path(arguments.weights_dir, arguments.model, arguments.cells, dataset_name,
                         arguments.seed, arguments.protocol)
     if not path.exists():
