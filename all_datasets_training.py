@@ -80,7 +80,8 @@ def main(argv: list[str] | None = None) -> int:
     arguments = parse_arguments(argv)
 
     # Keras is imported only now, so that --help and flag errors are instant.
-    from utils.experiments import GridConfig, run_grid, summary_table
+    from utils.checkpoints import weights_path
+    from utils.experiments import GridConfig, results_log_path, run_grid, summary_table
 
     # Every flag maps onto the GridConfig field of the same name.
     settings = vars(arguments)
@@ -97,8 +98,14 @@ def main(argv: list[str] | None = None) -> int:
 
     print()
     print(summary_table(outcomes))
-    print(f"\nweights: {config.weights_dir}/<model>_<cells>_cells_weights/")
-    print(f"results: {config.logs_dir}/<model>_<cells>_cells_results.csv")
+    # Where everything went, so the next step (figures, compare_results.py) is one copy away.
+    done = [o for o in outcomes if o.status != "failed"]
+    print()
+    for outcome in done:
+        print("weights:", weights_path(config.weights_dir, outcome.model, outcome.cells,
+                                       outcome.dataset, outcome.seed, config.protocol))
+    for log in sorted({results_log_path(config.logs_dir, o.model, o.cells) for o in done}):
+        print("results:", log)
     failed = [o for o in outcomes if o.status == "failed"]
     if failed:
         print(f"{len(failed)} of {len(outcomes)} runs failed (see the error column)",
