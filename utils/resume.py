@@ -3,13 +3,15 @@
 A 2000-epoch run on a large dataset takes hours on a CPU. Every few minutes the snapshot
 callback writes, into one folder per run:
 
-    state.weights.h5   model weights and optimizer state (learning rate, Adam moments, step)
-    best.npz           the best weights kept so far (the checkpoint the protocol will return)
-    state.json         the epoch reached, the kept checkpoint's score, the learning-rate and
-                       early-stopping counters, the history so far, a fingerprint of the run's
-                       settings and the SHA-256 of the two files above
+    state-<epoch>.weights.h5   model weights and optimizer state (learning rate, Adam moments)
+    best-<epoch>.npz           the best weights kept so far (what the protocol will return)
+    state.json                 the epoch reached, the names and SHA-256 of the two files above,
+                               the kept checkpoint's score, the learning-rate and early-stopping
+                               counters, the history so far, a fingerprint of the run's settings
 
-``state.json`` is written last: it is the commit point. A snapshot whose fingerprint differs from
+``state.json`` is written last: it is the commit point. The files of the previous snapshot are
+deleted only after it, so a kill while a snapshot is being written leaves the previous one
+intact. A snapshot whose fingerprint differs from
 the run being started, or whose files do not match the recorded hashes, is ignored and the run
 starts from epoch 0. Random-number state is not saved, so a resumed run shuffles and drops out
 differently from an uninterrupted one; everything that decides what is kept is restored.
@@ -30,8 +32,6 @@ from utils.atomic_files import replacing, write_text_atomic
 from utils.checkpoints import file_sha256
 
 STATE_FILE = "state.json"
-WEIGHTS_FILE = "state.weights.h5"
-BEST_FILE = "best.npz"
 # counters of Keras callbacks that decide the learning rate and the stop
 CALLBACK_STATE = ("wait", "best", "cooldown_counter", "best_epoch")
 
@@ -77,12 +77,11 @@ class TrainingSnapshot(keras.callbacks.Callback):
             return None
         try:
             state = json.loads(state_path.read_text(encoding="utf-8"))
-            consistent = (
-                state.get("fingerprint") == self.fingerprint
-                and file_sha256(self.folder / WEIGHTS_FILE) == state["sha256"][WEIGHTS_FILE]
-                and file_sha256(self.folder / BEST_FILE) == state["sha256"][BEST_FILE]
+            consistent = state.get("fingerprint") == self.fingerprint and all(
+                file_sha256(self.folder / name) == digest
+                for name, digest in state["files"].items()
             )
-        except (OSError, ValueError, KeyError):
+        except (OSError, ValueError, KeyError, AttributeError):
             return None
         return state if consistent else None
 
@@ -95,8 +94,9 @@ class TrainingSnapshot(keras.callbacks.Callback):
             return 0
         if not model.optimizer.built:
             model.optimizer.build(model.trainable_variables)
-        model.load_weights(self.folder / WEIGHTS_FILE)
-        with np.load(self.folder / BEST_FILE) as best:
+        weights_file, best_file = state["files"]
+        model.load_weights(self.folder / weights_file)
+        with np.load(self.folder / best_file) as best:
             self.keep_best.weights = [best[f"arr_{i}"] for i in range(len(best.files))]
         kept = state["keep_best"]
         self.keep_best.best = kept["best"]
@@ -128,9 +128,10 @@ class TrainingSnapshot(keras.callbacks.Callback):
         if self.keep_best.weights is None:
             return
         self.folder.mkdir(parents=True, exist_ok=True)
-        with replacing(self.folder / WEIGHTS_FILE, ".weights.h5") as temporary:
+        weights_file, best_file = f"state-{epochs_done}.weights.h5", f"best-{epochs_done}.npz"
+        with replacing(self.folder / weights_file, ".weights.h5") as temporary:
             self.model.save_weights(temporary, overwrite=True)
-        with replacing(self.folder / BEST_FILE, ".npz") as temporary:
+        with replacing(self.folder / best_file, ".npz") as temporary:
             with open(temporary, "wb") as handle:
                 np.savez(handle, *self.keep_best.weights)
         state = {
@@ -145,10 +146,13 @@ class TrainingSnapshot(keras.callbacks.Callback):
                 for callback in self.stateful_callbacks
             ],
             "history": self.history,
-            "sha256": {name: file_sha256(self.folder / name)
-                       for name in (WEIGHTS_FILE, BEST_FILE)},
+            # weights file first, best file second (restore relies on the order)
+            "files": {name: file_sha256(self.folder / name) for name in (weights_file, best_file)},
         }
         write_text_atomic(self.folder / STATE_FILE, json.dumps(state))
+        for old in self.folder.iterdir():  # the previous snapshot, now superseded
+            if old.name.startswith(("state-", "best-")) and old.name not in state["files"]:
+                old.unlink(missing_ok=True)
         self._last_save = time.monotonic()
 
     def discard(self) -> None:
