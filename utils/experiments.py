@@ -40,7 +40,7 @@ from utils.checkpoints import (
     sidecar_describes,
     weights_path,
 )
-from utils.errors import ConfigurationError, DatasetNotFoundError, LSTMFCNError
+from utils.errors import ConfigurationError, LSTMFCNError
 from utils.training import PROTOCOLS
 
 RUN_KEY = ("dataset", "model", "cells", "seed", "protocol")
@@ -521,14 +521,14 @@ def run_grid(config: GridConfig) -> list[RunOutcome]:
         dataset = _display_name(dataset_token)
         description = f"[{index}/{len(runs)}] {dataset} {model_name}-{cells} seed {seed}"
         log_path = results_log_path(config.logs_dir, model_name, cells)
+        key = (dataset, model_name, str(cells), str(seed), config.protocol)  # as in RUN_KEY
         started = time.perf_counter()
         try:
             if config.mode == "evaluate":
                 outcomes.append(evaluate_one(config, cache.get(dataset_token), dataset,
                                              model_name, cells, seed))
                 continue
-            done = completed_rows(config.logs_dir, model_name, cells).get(
-                (dataset, model_name, str(cells), str(seed), config.protocol))
+            done = completed_rows(config.logs_dir, model_name, cells).get(key)
             if done and not config.overwrite:
                 check_logged_settings(done, config, log_path)
                 outcome = RunOutcome(dataset, model_name, cells, seed, "skipped",
@@ -545,8 +545,7 @@ def run_grid(config: GridConfig) -> list[RunOutcome]:
             else:
                 message = traceback.format_exc(limit=3)
             print(f"{description}: FAILED: {message}", flush=True)
-            succeeded = (dataset, model_name, str(cells), str(seed), config.protocol) in \
-                completed_rows(config.logs_dir, model_name, cells)
+            succeeded = key in completed_rows(config.logs_dir, model_name, cells)
             if config.mode != "evaluate" and not succeeded:  # never replace a finished row
                 upsert_row(log_path, _failure_row(config, dataset, model_name, cells, seed, error))
             outcomes.append(RunOutcome(dataset, model_name, cells, seed, "failed",
@@ -573,5 +572,5 @@ def summary_table(outcomes: Sequence[RunOutcome]) -> str:
 
 __all__ = [
     "GridConfig", "RunOutcome", "run_grid", "summary_table", "select_cells", "expand_datasets",
-    "results_log_path", "read_log", "upsert_row", "DatasetNotFoundError",
+    "run_dataset_name", "results_log_path", "read_log", "upsert_row",
 ]
