@@ -325,15 +325,16 @@ DATASETS_BY_ID: dict[int, DatasetRecord] = {
 }
 
 
-def _name_key(name: str) -> str:
-    # "Cricket_X", "cricketx" and "CricketX" are the same dataset; so are "PEMS-SF" and "pemssf"
-    return re.sub(r"[^0-9a-z]", "", name.lower())
+def name_key(name: str) -> str:
+    """Lower-case letters and digits only: ``Cricket_X``, ``cricketx`` and ``CricketX`` (and
+    ``PEMS-SF`` and ``pemssf``) are the same dataset, and results tables join on this key."""
+    return re.sub(r"[^0-9a-z]", "", str(name).lower())
 
 
 _BY_KEY: dict[str, DatasetRecord] = {}
 for _record in DATASET_REGISTRY.values():
     for _alias in (_record.name, *_record.aliases):
-        _BY_KEY.setdefault(_name_key(_alias), _record)
+        _BY_KEY.setdefault(name_key(_alias), _record)
 
 
 def find_dataset(name_or_id: str | int) -> DatasetRecord | None:
@@ -348,12 +349,12 @@ def find_dataset(name_or_id: str | int) -> DatasetRecord | None:
     text = str(name_or_id).strip()
     if text.isdigit():
         return DATASETS_BY_ID.get(int(text))
-    return _BY_KEY.get(_name_key(text))
+    return _BY_KEY.get(name_key(text))
 
 
 def suggest_names(name: str, n: int = 3) -> list[str]:
     """Registry names closest to ``name`` (difflib ratio, ignoring case and punctuation)."""
-    keys = difflib.get_close_matches(_name_key(name), list(_BY_KEY), n=n, cutoff=0.6)
+    keys = difflib.get_close_matches(name_key(name), list(_BY_KEY), n=n, cutoff=0.6)
     suggestions: list[str] = []
     for key in keys:
         if _BY_KEY[key].name not in suggestions:

@@ -26,7 +26,6 @@ so that UCR 2015 names (``50words``, ``Cricket_X``) meet their UCR 2018 names.
 
 from __future__ import annotations
 
-import functools
 import math
 import re
 from collections.abc import Iterable, Sequence
@@ -38,6 +37,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from utils.constants import find_dataset, name_key
 from utils.errors import ConfigurationError, DatasetError, DatasetNotFoundError
 
 if TYPE_CHECKING:
@@ -55,37 +55,9 @@ SUPPORTED_ALPHAS = (0.01, 0.05, 0.1)
 # Dataset names
 # --------------------------------------------------------------------------------------------
 
-# UCR 2015 -> 2018 renames that lower-casing and dropping punctuation cannot bridge. Only used
-# when the registry does not know a name; the registry is the source of truth.
-_FALLBACK_ALIASES = {
-    "50words": "FiftyWords",
-    "lighting2": "Lightning2",
-    "lighting7": "Lightning7",
-    "noninvasivefatalecgthorax1": "NonInvasiveFetalECGThorax1",
-    "noninvasivefatalecgthorax2": "NonInvasiveFetalECGThorax2",
-    "sonyaiborobotsurface": "SonyAIBORobotSurface1",
-    "sonyaiborobotsurfaceii": "SonyAIBORobotSurface2",
-}
-
-
-def normalise_name(name: str) -> str:
-    """Lower-case ``name``, keeping letters and digits only (``Cricket_X`` -> ``cricketx``)."""
-    return re.sub(r"[^0-9a-z]", "", str(name).lower())
-
-
-@functools.lru_cache(maxsize=4096)
-def _registry_record(name: str):
-    """The registry's record for ``name`` (also tried without blanks), or None if unknown."""
-    try:
-        from utils.constants import resolve_dataset
-    except ImportError:  # registry not available: fall back to the aliases above
-        return None
-    for candidate in dict.fromkeys((name, re.sub(r"\s+", "", name))):
-        try:
-            return resolve_dataset(candidate)
-        except (DatasetNotFoundError, KeyError, ValueError):
-            continue
-    return None
+# The registry (utils.constants) knows every 2015 spelling of the published tables, e.g.
+# "50words", "Lighting7", "SonyAIBORobot Surface"; names it does not know join as written.
+normalise_name = name_key
 
 
 def canonical_dataset_name(name: str) -> str:
@@ -100,14 +72,12 @@ def canonical_dataset_name(name: str) -> str:
     Returns
     -------
     str
-        The registry's name when the registry knows it, else a 2018 name from a small table of
-        2015 renames, else ``name`` without surrounding blanks.
+        The registry's name when the registry knows it, else ``name`` without surrounding
+        blanks.
     """
     text = str(name).strip()
-    record = _registry_record(text)
-    if record is not None:
-        return record.name
-    return _FALLBACK_ALIASES.get(normalise_name(text), text)
+    record = find_dataset(text)
+    return record.name if record is not None else text
 
 
 def dataset_key(name: str) -> str:
@@ -117,7 +87,7 @@ def dataset_key(name: str) -> str:
 
 def registry_class_count(name: str) -> int | None:
     """The number of classes the registry records for ``name``, or None if it does not know."""
-    record = _registry_record(str(name).strip())
+    record = find_dataset(str(name).strip())
     count = getattr(record, "n_classes", None) if record is not None else None
     return int(count) if count else None
 
