@@ -39,6 +39,7 @@ from scipy import stats
 
 from utils.constants import find_dataset, name_key
 from utils.errors import ConfigurationError, DatasetError, DatasetNotFoundError
+from utils.experiments import LOG_COLUMNS  # the columns the training loop writes
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -602,13 +603,6 @@ def class_counts(keys: Iterable[str], names: dict[str, str], results_dir: Path |
 # --------------------------------------------------------------------------------------------
 # Our training logs (logs/)
 # --------------------------------------------------------------------------------------------
-
-LOG_COLUMNS = (
-    "dataset_id", "dataset", "model", "cells", "seed", "protocol", "leaky", "normalize", "epochs",
-    "epochs_run", "best_train_loss", "test_accuracy", "test_loss", "test_balanced_accuracy",
-    "test_macro_f1", "train_seconds", "n_params", "backend", "keras_version", "timestamp", "error",
-)
-"""Columns the training loop writes to ``logs/<model>_<cells>_cells_results.csv``, one row a run."""
 
 _REQUIRED_LOG_COLUMNS = ("dataset", "model", "cells", "seed", "protocol", "test_accuracy", "error")
 _LOG_FILE = re.compile(r"^(?P<model>.+)_(?P<cells>\d+|selected)_cells_results\.csv$")
