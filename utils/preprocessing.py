@@ -177,13 +177,28 @@ def normalize_splits(
         ``"dataset"``: per-channel mean and std of the train split, applied to both splits.
     """
     check_choice(mode, NORMALIZE_CHOICES, "normalize")
+    statistics = channel_statistics(train) if mode == "dataset" else (None, None)
+    return (apply_normalization(train, mode, *statistics),
+            apply_normalization(test, mode, *statistics))
+
+
+def apply_normalization(
+    values: np.ndarray,
+    mode: str,
+    channel_mean: np.ndarray | None = None,
+    channel_std: np.ndarray | None = None,
+) -> np.ndarray:
+    """Normalise one array of shape (n_cases, n_channels, n_timepoints); NaN stay NaN.
+
+    ``"dataset"`` applies the given per-channel training statistics (``channel_statistics``).
+    """
     if mode == "sample":
-        return zscore_each_series(train), zscore_each_series(test)
+        return zscore_each_series(values)
     if mode == "dataset":
-        mean, std = channel_statistics(train)
-        scale = std[None, :, None] + STD_EPSILON
-        return (train - mean[None, :, None]) / scale, (test - mean[None, :, None]) / scale
-    return train, test
+        if channel_mean is None or channel_std is None:
+            raise ConfigurationError("normalize='dataset' needs the training channel statistics")
+        return (values - channel_mean[None, :, None]) / (channel_std[None, :, None] + STD_EPSILON)
+    return values
 
 
 def pad_with_zeros(values: np.ndarray, width: int) -> np.ndarray:
@@ -306,11 +321,5 @@ def prepare_new_series(
         raise DatasetError(f"case {empty[0] + 1} has no values at all (every value is NaN)")
     values, lengths = fit_to_length(fill_missing(values, lengths, missing), lengths, width,
                                     longer)
-    if normalize == "sample":
-        values = zscore_each_series(values)
-    elif normalize == "dataset":
-        if channel_mean is None or channel_std is None:
-            raise ConfigurationError("normalize='dataset' needs the training channel statistics")
-        values = (values - channel_mean[None, :, None]) / (
-            channel_std[None, :, None] + STD_EPSILON)
+    values = apply_normalization(values, normalize, channel_mean, channel_std)
     return pad_with_zeros(values, width), lengths
