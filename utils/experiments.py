@@ -299,13 +299,9 @@ class DatasetCache:
         return self._cache[token]
 
 
-SETTING_KEYS = ("model", "builder", "dataset", "normalize", "protocol", "seed", "epochs",
-                "batch_size", "learning_rate", "class_weight")
-
-
 def _sidecar_matches(path: Path, config: dict[str, Any], expected: dict[str, Any]) -> bool:
     """The saved run at ``path`` is exactly the run ``expected`` describes, and complete."""
-    return (all(config.get(k) == expected.get(k) for k in SETTING_KEYS) and "row" in config
+    return (all(config.get(key) == value for key, value in expected.items()) and "row" in config
             and sidecar_describes(path, config))
 
 
