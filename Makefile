@@ -1,7 +1,10 @@
 # Two entry points (see README): `make demo` and `make test`. Both create .venv on first use.
+# `make test` also installs the optional extras (Ray, export, results formats, fuzzing), whose
+# tests are part of the suite; `make demo` needs only the runtime requirements.
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
+EXTRAS := requirements-ray.txt requirements-export.txt requirements-results.txt
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -9,14 +12,20 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(PY) -m pip install -q -r requirements.txt -r requirements-dev.txt
 	touch $@
 
-.PHONY: setup demo test lint
+$(VENV)/.extras-installed: $(VENV)/.installed $(EXTRAS)
+	$(PY) -m pip install -q $(foreach f,$(EXTRAS),-r $(f))
+	touch $@
+
+.PHONY: setup extras demo test lint
 setup: $(VENV)/.installed
+
+extras: $(VENV)/.extras-installed
 
 demo: setup
 	$(PY) all_datasets_training.py --datasets GunPoint --models lstmfcn --cells 8 --epochs 500
 	$(PY) visualize_cam.py --dataset GunPoint --model lstmfcn --cells 8 --classwise
 
-test: setup
+test: setup extras
 	$(PY) -m pytest -q
 
 lint: setup
