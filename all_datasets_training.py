@@ -26,7 +26,8 @@ EPOCHS = 2000  # the paper's settings: 2000 epochs, batch 128
 BATCH_SIZE = 128
 LEARNING_RATE = 1e-3
 PROTOCOL = "train-loss"  # train-loss | validation | test-checkpoint (leaky, paper Table 1 only)
-NORMALIZE = "sample"  # none | sample (the original's default) | dataset
+NORMALIZE = "auto"  # auto (univariate: sample, as LSTM-FCN; multivariate: none, as MLSTM-FCN)
+#                    | sample | none | dataset
 CLASS_WEIGHT = "none"  # none (as published) | balanced (as the original intended)
 MODE = "both"  # train | evaluate | both
 SELECT_CELLS = False  # keep, per dataset, the cell count with the lowest training loss
@@ -54,7 +55,10 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--protocol", default=PROTOCOL,
                         choices=["train-loss", "validation", "test-checkpoint"],
                         help="model-selection protocol; test-checkpoint leaks test labels")
-    parser.add_argument("--normalize", default=NORMALIZE, choices=["none", "sample", "dataset"])
+    parser.add_argument("--normalize", default=NORMALIZE,
+                        choices=["auto", "none", "sample", "dataset"],
+                        help="auto: sample-wise z-norm for univariate data (LSTM-FCN's default), "
+                        "none for multivariate data (MLSTM-FCN's default)")
     parser.add_argument("--class-weight", default=CLASS_WEIGHT, choices=["none", "balanced"])
     parser.add_argument("--mode", default=MODE, choices=["train", "evaluate", "both"],
                         help="evaluate: re-evaluate saved weights against the logged accuracy")

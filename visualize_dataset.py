@@ -17,7 +17,7 @@ import argparse
 DATASET = "GunPoint"
 LIMIT = 1  # cases drawn per class and split
 SEED = 0  # the random draw of cases
-NORMALIZE = "sample"  # none | sample (what the models see by default) | dataset
+NORMALIZE = "auto"  # auto (what the models see by default) | none | sample | dataset
 # -----------------------------------------------------------------------------
 
 
@@ -27,7 +27,8 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
     parser = script_parser(__doc__, DATASET, SEED)
     parser.add_argument("--limit", type=positive_int, default=LIMIT,
                         help="cases per class and split")
-    parser.add_argument("--normalize", default=NORMALIZE, choices=["none", "sample", "dataset"])
+    parser.add_argument("--normalize", default=NORMALIZE,
+                        choices=["auto", "none", "sample", "dataset"])
     return parser.parse_args(argv)
 
 
@@ -43,14 +44,14 @@ def main(argv: list[str] | None = None) -> int:
     splits = [("train", data.X_train, data.y_train, data.lengths_train),
               ("test", data.X_test, data.y_test, data.lengths_test)]
     scaling = {"none": "raw values", "sample": "each series z-normalised",
-               "dataset": "z-normalised with train statistics"}[arguments.normalize]
+               "dataset": "z-normalised with train statistics"}[data.normalize]
     figure = viz.plot_dataset(
         splits, [str(c) for c in data.classes],
         f"{data.name}: {arguments.limit} random case(s) per class ({scaling})",
         arguments.limit, arguments.seed, getattr(data, "channel_names", None),
     )
     path = viz.figure_path(arguments, data.name, "dataset", f"{arguments.limit}perclass",
-                           arguments.normalize, f"seed{arguments.seed}" if arguments.seed else "")
+                           data.normalize, f"seed{arguments.seed}" if arguments.seed else "")
     viz.finish_figure(figure, path, arguments.show, display)
     return 0
 

@@ -52,6 +52,7 @@ from utils.preprocessing import (
     inside_mask,
     normalize_splits,
     pad_with_zeros,
+    resolve_normalization,
     true_lengths,
 )
 
@@ -98,7 +99,9 @@ class Dataset:
         True when every train and test series had the same length in the files.
     has_missing : bool
         True when some series had missing values inside them (filled by the ``missing`` rule).
-    normalize, missing, longer_test : str
+    normalize : str
+        The normalisation actually applied (``"auto"`` resolved: never ``"auto"``).
+    missing, longer_test : str
         The options used.
     record : DatasetRecord or None
         The registry entry, when there is one.
@@ -706,7 +709,7 @@ def build_dataset(
     name: str,
     record: DatasetRecord | None = None,
     file_format: str = "tsv",
-    normalize: str = "sample",
+    normalize: str = "auto",
     missing: str = "zero",
     longer_test: str = "truncate",
 ) -> Dataset:
@@ -740,6 +743,7 @@ def build_dataset(
         values_test, fitted_lengths_test = fit_to_length(
             values_test, lengths_test, width, longer_test
         )
+    normalize = resolve_normalization(normalize, values_train.shape[1])  # record what is applied
     values_train, values_test = normalize_splits(values_train, values_test, normalize)
     return Dataset(
         X_train=pad_with_zeros(values_train, width),
@@ -765,7 +769,7 @@ def build_dataset(
 def load_dataset(
     name_or_id_or_path: str | int | os.PathLike[str],
     data_dir: str | os.PathLike[str] | None = None,
-    normalize: str = "sample",
+    normalize: str = "auto",
     *,
     missing: str = "zero",
     longer_test: str = "truncate",
@@ -784,10 +788,13 @@ def load_dataset(
         Where to look for ``<Name>/`` folders (or flat ``<Name>_TRAIN`` files). Default:
         ``$LSTMFCN_DATA_DIR`` if set, else the repository's ``Data/`` (found from this package,
         not from the working directory).
-    normalize : {"none", "sample", "dataset"}, default "sample"
+    normalize : {"auto", "none", "sample", "dataset"}, default "auto"
         ``"sample"``: z-normalise each series and channel over its true length (population std,
-        ``+1e-8``), the original code's current default; ``"dataset"``: per-channel mean and std
-        of the train split applied to both splits; ``"none"``: values as in the file.
+        ``+1e-8``), the LSTM-FCN code's default; ``"dataset"``: per-channel mean and std of the
+        train split applied to both splits; ``"none"``: values as in the file (the MLSTM-FCN
+        code's default); ``"auto"``: ``"sample"`` for univariate data, ``"none"`` for
+        multivariate data, following the original of each family. ``Dataset.normalize`` records
+        the mode actually applied.
     missing : {"zero", "interpolate"}, default "zero"
         How NaN inside a series are filled (``"zero"`` as in the original code).
     longer_test : {"truncate", "resample"}, default "truncate"

@@ -15,7 +15,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.preprocessing import LabelEncoder
 
 from utils.errors import ConfigurationError, DatasetError
-from utils.preprocessing import channel_statistics, prepare_new_series
+from utils.preprocessing import channel_statistics, prepare_new_series, resolve_normalization
 
 
 class LSTMFCNClassifier(ClassifierMixin, BaseEstimator):
@@ -33,9 +33,10 @@ class LSTMFCNClassifier(ClassifierMixin, BaseEstimator):
         How the kept weights are chosen (see ``utils.training``); the leaky test-checkpoint
         protocol needs a test set and is not offered here.
     learning_rate : float, default 1e-3
-    normalize : {"sample", "dataset", "none"}, default "sample"
-        Per-series z-normalisation (the original's default), per-channel statistics of the
-        training data, or none.
+    normalize : {"auto", "sample", "dataset", "none"}, default "auto"
+        Per-series z-normalisation (the LSTM-FCN code's default), per-channel statistics of the
+        training data, or none (the MLSTM-FCN code's default). ``"auto"`` picks ``"sample"`` for
+        univariate and ``"none"`` for multivariate X; the choice is kept in ``normalize_``.
     class_weight : {None, "balanced"}, default None
     random_state : int, default 0
         Seeds the weights, shuffling and dropout.
@@ -50,6 +51,8 @@ class LSTMFCNClassifier(ClassifierMixin, BaseEstimator):
         The trained network.
     n_timepoints_, n_channels_ : int
         The input shape the network was built for.
+    normalize_ : str
+        The normalisation applied (``normalize`` with ``"auto"`` resolved).
     training_result_ : utils.training.TrainingResult
 
     References
@@ -60,7 +63,7 @@ class LSTMFCNClassifier(ClassifierMixin, BaseEstimator):
 
     def __init__(self, model: str = "lstmfcn", num_cells: int = 8, epochs: int = 2000,
                  batch_size: int = 128, protocol: str = "train-loss",
-                 learning_rate: float = 1e-3, normalize: str = "sample",
+                 learning_rate: float = 1e-3, normalize: str = "auto",
                  class_weight: str | None = None, random_state: int = 0,
                  verbose: bool = False):
         self.model = model
@@ -98,11 +101,13 @@ class LSTMFCNClassifier(ClassifierMixin, BaseEstimator):
 
         ``width`` None means fitting: the width is X's, and dataset statistics are learned."""
         values = self._as_cases(X)
-        if self.normalize == "dataset" and width is None:
-            self.channel_mean_, self.channel_std_ = channel_statistics(values)
+        if width is None:
+            self.normalize_ = resolve_normalization(self.normalize, values.shape[1])
+            if self.normalize_ == "dataset":
+                self.channel_mean_, self.channel_std_ = channel_statistics(values)
         try:
             return prepare_new_series(
-                values, width or values.shape[2], self.normalize,
+                values, width or values.shape[2], self.normalize_,
                 getattr(self, "channel_mean_", None), getattr(self, "channel_std_", None))
         except DatasetError as error:
             raise ConfigurationError(f"X: {error}") from error
@@ -137,7 +142,7 @@ class LSTMFCNClassifier(ClassifierMixin, BaseEstimator):
             y_test=np.zeros(0, dtype=np.int64), lengths_train=lengths,
             lengths_test=lengths[:0], label_encoder=encoder, name="fit", dataset_id=None,
             source_files=(), file_format="array", equal_length=not variable_length,
-            has_missing=False, normalize=self.normalize,
+            has_missing=False, normalize=self.normalize_,
         )
         keras.utils.clear_session()
         set_seed(self.random_state)

@@ -54,7 +54,7 @@ LOG_COLUMNS = (
     "weights_file", "status", "timestamp", "error",
 )
 MODES = ("train", "evaluate", "both")
-NORMALIZATIONS = ("none", "sample", "dataset")
+NORMALIZATIONS = ("auto", "none", "sample", "dataset")
 
 
 @dataclass
@@ -68,7 +68,7 @@ class GridConfig:
     epochs: int = 2000
     batch_size: int = 128
     protocol: str = "train-loss"
-    normalize: str = "sample"
+    normalize: str = "auto"
     learning_rate: float = 1e-3
     class_weight: str | None = None
     mode: str = "both"
@@ -315,7 +315,7 @@ def _row_base(config: GridConfig, data: Any, dataset: str, model_name: str, cell
         "seed": seed,
         "protocol": config.protocol,
         "leaky": config.protocol == "test-checkpoint",
-        "normalize": config.normalize,
+        "normalize": data.normalize,  # what was applied ("auto" resolved)
         "epochs": config.epochs,
         "batch_size": config.batch_size,
         "learning_rate": config.learning_rate,
@@ -341,7 +341,7 @@ def train_one(config: GridConfig, data: Any, dataset: str, model_name: str, cell
     builder = builder_arguments(data, cells)
     expected = {
         "model": model_name, "builder": builder, "dataset": dataset,
-        "normalize": config.normalize, "protocol": config.protocol, "seed": seed,
+        "normalize": data.normalize, "protocol": config.protocol, "seed": seed,
         "epochs": config.epochs, "batch_size": config.batch_size,
         "learning_rate": config.learning_rate, "class_weight": config.class_weight,
     }
@@ -439,11 +439,16 @@ def evaluate_one(config: GridConfig, data: Any, dataset: str, model_name: str, c
                       logged_accuracy=logged_accuracy)
 
 
-def check_logged_settings(row: dict[str, str], config: GridConfig, log_path: Path) -> None:
+def check_logged_settings(row: dict[str, str], config: GridConfig, log_path: Path,
+                          normalize: str | None = None) -> None:
     """Refuse to count a logged run as done when it was run with other settings (e.g. a short
-    smoke test before the real run): the user must say --overwrite to retrain it."""
+    smoke test before the real run): the user must say --overwrite to retrain it.
+
+    ``normalize`` is the normalisation the run would apply now (``config.normalize`` with
+    ``"auto"`` resolved for the dataset), compared with the one the row records."""
     wanted = {"epochs": str(config.epochs), "batch_size": str(config.batch_size),
-              "normalize": config.normalize, "class_weight": config.class_weight or "none",
+              "normalize": normalize or config.normalize,
+              "class_weight": config.class_weight or "none",
               "learning_rate": repr(float(config.learning_rate))}
     differences = []
     for column, value in wanted.items():
@@ -457,6 +462,14 @@ def check_logged_settings(row: dict[str, str], config: GridConfig, log_path: Pat
             f"{log_path} already holds this run with {', '.join(differences)}; pass --overwrite "
             "to retrain it, or use another --logs-dir"
         )
+
+
+def applied_normalization(config: GridConfig, cache: DatasetCache, dataset_token: str) -> str:
+    """The normalisation a run of ``dataset_token`` applies: ``config.normalize``, or for
+    ``"auto"`` the mode the loader resolved from the dataset's channel count."""
+    if config.normalize != "auto":
+        return config.normalize
+    return cache.get(dataset_token).normalize
 
 
 def _failure_row(config: GridConfig, dataset: str, model_name: str, cells: int, seed: int,
@@ -526,7 +539,8 @@ def run_grid(config: GridConfig) -> list[RunOutcome]:
                 continue
             done = completed_rows(config.logs_dir, model_name, cells).get(key)
             if done and not config.overwrite:
-                check_logged_settings(done, config, log_path)
+                check_logged_settings(done, config, log_path,
+                                      applied_normalization(config, cache, dataset_token))
                 outcome = RunOutcome(dataset, model_name, cells, seed, "skipped",
                                      float(done["test_accuracy"] or "nan"),
                                      epochs_run=int(done.get("epochs_run") or 0))

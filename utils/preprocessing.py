@@ -21,7 +21,8 @@ from sklearn.preprocessing import LabelEncoder
 
 from utils.errors import ConfigurationError, DatasetError
 
-NORMALIZE_CHOICES = ("none", "sample", "dataset")
+#: ``"auto"`` follows the original code of each family (see :func:`resolve_normalization`)
+NORMALIZE_CHOICES = ("auto", "none", "sample", "dataset")
 MISSING_CHOICES = ("zero", "interpolate")
 LONGER_TEST_CHOICES = ("truncate", "resample")
 #: added to the standard deviation, as in the original code, so constant series do not divide by 0
@@ -35,6 +36,26 @@ def check_choice(value: object, choices: Sequence[str], argument: str) -> str:
             f"{argument}={value!r} is not valid: use one of {', '.join(map(repr, choices))}"
         )
     return value
+
+
+def resolve_normalization(mode: str, n_channels: int) -> str:
+    """The normalisation actually applied for ``mode`` to data with ``n_channels`` channels.
+
+    ``"auto"`` follows the original code of each model family:
+
+    * univariate data (one channel) get ``"sample"``, the LSTM-FCN repository's default
+      (``normalize_timeseries=True``, each series z-normalised on its own);
+    * multivariate data get ``"none"``, as MLSTM-FCN did: its loader defaulted to no
+      normalisation (its only other mode was dataset-wise), and z-normalising each channel of each
+      series erases the channel levels that identify the class on sets such as JapaneseVowels
+      (5 seeds, 1000 epochs: see README, "Normalisation").
+
+    Any other value is returned unchanged (after checking it), so an explicit choice always wins.
+    """
+    check_choice(mode, NORMALIZE_CHOICES, "normalize")
+    if mode != "auto":
+        return mode
+    return "sample" if int(n_channels) == 1 else "none"
 
 
 def true_lengths(values: np.ndarray, trailing_nan_is_padding: bool) -> np.ndarray:
@@ -172,11 +193,12 @@ def normalize_splits(
     Parameters
     ----------
     train, test : ndarray, shape (n_cases, n_channels, n_timepoints)
-    mode : {"none", "sample", "dataset"}, default "sample"
+    mode : {"auto", "none", "sample", "dataset"}, default "sample"
         ``"sample"``: each series and channel on its own (the original's current default);
-        ``"dataset"``: per-channel mean and std of the train split, applied to both splits.
+        ``"dataset"``: per-channel mean and std of the train split, applied to both splits;
+        ``"auto"``: see :func:`resolve_normalization`.
     """
-    check_choice(mode, NORMALIZE_CHOICES, "normalize")
+    mode = resolve_normalization(mode, train.shape[1])
     statistics = channel_statistics(train) if mode == "dataset" else (None, None)
     return (apply_normalization(train, mode, *statistics),
             apply_normalization(test, mode, *statistics))
@@ -298,8 +320,9 @@ def prepare_new_series(
     values : ndarray, shape (n_cases, n_channels, n_timepoints); NaN for padding/missing
     width : int
         The model's number of time steps.
-    normalize : {"none", "sample", "dataset"}, default "sample"
-        ``"dataset"`` needs the training split's ``channel_mean`` and ``channel_std``.
+    normalize : {"auto", "none", "sample", "dataset"}, default "sample"
+        ``"dataset"`` needs the training split's ``channel_mean`` and ``channel_std``; ``"auto"``
+        resolves from the number of channels (:func:`resolve_normalization`).
     missing, longer : str
         As ``missing`` and ``longer_test`` of ``load_dataset``.
     trailing_nan_is_padding : bool, default True
@@ -311,7 +334,7 @@ def prepare_new_series(
     X : ndarray of float32, shape (n_cases, n_channels, width)
     lengths : ndarray of int64, shape (n_cases,)
     """
-    check_choice(normalize, NORMALIZE_CHOICES, "normalize")
+    normalize = resolve_normalization(normalize, values.shape[1])
     if np.isinf(values).any():
         case = int(np.argwhere(np.isinf(values))[0][0])
         raise DatasetError(f"case {case + 1} has infinite values")

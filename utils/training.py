@@ -130,8 +130,11 @@ def _resolve_dataset(dataset: Any, normalize_timeseries: Any, data_dir: Any) -> 
         return dataset
     from utils.data import load_dataset
 
-    # the original's flag: True/1 sample-wise, 2 dataset-wise, False none
-    if normalize_timeseries is None or normalize_timeseries is True:
+    # None: the family's own default ("auto": sample-wise for univariate, none for
+    # multivariate data); the original's flag: True/1 sample-wise, 2 dataset-wise, False none
+    if normalize_timeseries is None:
+        normalize = "auto"
+    elif normalize_timeseries is True:
         normalize = "sample"
     elif normalize_timeseries is False:
         normalize = "none"
@@ -347,8 +350,9 @@ def train_model(
         From ``utils.models`` (compiled here with Adam(learning_rate) and cross-entropy).
     dataset : utils.data.Dataset or str or int
         A loaded dataset, or a name / id / path given to ``load_dataset`` with
-        ``normalize_timeseries`` (True or "sample": sample-wise z-norm, the original's default;
-        2 or "dataset"; False or "none").
+        ``normalize_timeseries`` (None or "auto": sample-wise for univariate and none for
+        multivariate data, as the LSTM-FCN and MLSTM-FCN code; True or "sample": sample-wise
+        z-norm; 2 or "dataset"; False or "none").
     epochs, batch_size : int, default 2000, 128
         The paper's settings.
     protocol : {"train-loss", "validation", "test-checkpoint"}, default "train-loss"

@@ -1018,7 +1018,7 @@ def positive_int(text: str) -> int:
     return value
 
 
-def load_split(arguments: Any, normalize: str = "sample") -> Any:
+def load_split(arguments: Any, normalize: str = "auto") -> Any:
     """``load_dataset`` for ``--dataset``/``--data-dir``; errors name the flag."""
     from utils.data import load_dataset
     from utils.errors import LSTMFCNError
