@@ -126,6 +126,8 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
     if not 1 <= index <= count:
         parser.error(f"--shard {arguments.shard}: i must be in 1..n")
     arguments.shard_index, arguments.shard_count = index, count
+    if arguments.adopt and arguments.resamples:
+        parser.error("--adopt imports runs on the published split only; drop --resamples")
     return arguments
 
 
@@ -140,7 +142,9 @@ def planned_runs(arguments: argparse.Namespace) -> list[tuple[str, str, str, int
         datasets = GPU_DATASETS
     seeds = arguments.seeds or (DEVIATION_SEEDS if deviations else SEEDS)
     models = DEVIATION_MODELS if deviations else MODELS
-    variants = ["no-bn-recalibration", "no-normalization"] if deviations else ["paper"]
+    # the deviation study's baseline is the main study's run with the same seed ("paper"): a
+    # results file both share, trained once
+    variants = ["paper", "no-bn-recalibration", "no-normalization"] if deviations else ["paper"]
     runs = []
     for variant in variants:
         for dataset in datasets:
@@ -156,6 +160,21 @@ def planned_runs(arguments: argparse.Namespace) -> list[tuple[str, str, str, int
 
 def kind_of(arguments: argparse.Namespace) -> str:
     return "resamples" if arguments.resamples else "seeds"
+
+
+def check_epochs(path: Path, epochs: int) -> None:
+    """Refuse to count a results file made with another epoch count (a smoke test, say) as a run
+    of this study."""
+    import json
+
+    from utils.errors import ConfigurationError
+
+    with path.open(encoding="utf-8") as handle:
+        handle.readline()
+        logged = json.loads(handle.readline()).get("epochs")
+    if logged != epochs:
+        raise ConfigurationError(f"{path} holds a run of {logged} epochs, not --epochs {epochs}; "
+                                 "use another --results-dir")
 
 
 def pending_calls(arguments: argparse.Namespace) -> tuple[list[Call], int, int]:
@@ -178,6 +197,7 @@ def pending_calls(arguments: argparse.Namespace) -> tuple[list[Call], int, int]:
         path = results_file_path(arguments.results_dir, kind_of(arguments),
                                  classifier_name(model, cells, variant), dataset, seed)
         if path.exists():
+            check_epochs(path, arguments.epochs)
             done += 1
         else:
             by_unit[key].append(seed)

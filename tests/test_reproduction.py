@@ -128,3 +128,21 @@ def test_critical_difference_svg_has_the_same_bytes_every_time(tmp_path):
         outputs.append((tmp_path / f"cd{attempt}.svg").read_bytes())
     assert outputs[0] == outputs[1] and b"<svg" in outputs[0]
     assert b"Date" not in outputs[0]
+
+
+def test_loop_option_switches_batchnorm_recalibration_off(tmp_path):
+    """The deviation study's switch reaches training: same seed, different inference loss."""
+    from utils.experiments import GridConfig, read_log, run_grid
+
+    rows = {}
+    for recalibrate in (True, False):
+        folder = tmp_path / str(recalibrate)
+        config = GridConfig(datasets=["ItalyPowerDemand"], models=["lstmfcn"], cells=[8],
+                            epochs=2, recalibrate_batchnorm=recalibrate, progress=False,
+                            weights_dir=str(folder / "weights"), logs_dir=str(folder / "logs"))
+        (outcome,) = run_grid(config)
+        assert outcome.status == "trained", outcome.error
+        (rows[recalibrate],) = read_log(folder / "logs" / "lstmfcn_8_cells_results.csv")
+    assert rows[True]["recalibrate_batchnorm"] == "True"
+    assert rows[False]["recalibrate_batchnorm"] == "False"
+    assert rows[True]["train_loss"] != rows[False]["train_loss"]
