@@ -330,7 +330,7 @@ def main(argv: list[str] | None = None) -> int:
                 break
             failures += run_call(call, arguments, options, deadline) not in (0, 124)
     if not arguments.no_report:
-        paths = write_report(arguments.results_dir, ROOT / "Results")
+        paths = write_report(arguments.results_dir, ROOT / "Results", ROOT)
         print("report:", ", ".join(str(p.relative_to(ROOT)) if p.is_relative_to(ROOT) else str(p)
                                    for p in paths))
     minutes = (time.monotonic() - started) / 60

@@ -24,6 +24,7 @@ from __future__ import annotations
 import io
 import math
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -204,6 +205,28 @@ def load_runs(results_dir: str | os.PathLike, kind: str = "seeds") -> pd.DataFra
                              ignore_index=True)
 
 
+def runs_from_logs(logs_dir: str | os.PathLike) -> pd.DataFrame:
+    """The same table as ``load_runs`` from the loop script's logs (finished rows at the paper's
+    settings), for runs that have no results files (the earlier single-seed benchmark)."""
+    from utils.experiments import read_log
+
+    rows = []
+    for log in sorted(Path(logs_dir).glob("*_cells_results.csv")):
+        if log.name.endswith("_selected_cells_results.csv"):
+            continue
+        for row in read_log(log):
+            if row.get("error") or not row.get("test_accuracy") or row["normalize"] != "sample":
+                continue
+            model, cells = row["model"], int(row["cells"])
+            rows.append({"classifier": classifier_name(model, cells), "dataset": row["dataset"],
+                         "index": int(row["seed"]), "model": model, "cells": cells,
+                         "variant": "paper", "accuracy": float(row["test_accuracy"]),
+                         "train_loss": float(row["train_loss"]), "epochs": int(row["epochs"])})
+    frame = pd.DataFrame(rows, columns=["classifier", "dataset", "index", "model", "cells",
+                                        "variant", "accuracy", "train_loss", "epochs"])
+    return frame.sort_values(["model", "cells", "dataset", "index"], ignore_index=True)
+
+
 def published_tables(published_dir: str | os.PathLike) -> dict[str, pd.DataFrame]:
     """The published LSTM-FCN / ALSTM-FCN accuracies (2019 training-loss table), the transcribed
     chosen cell counts and the leaky Table 1, indexed by dataset key."""
@@ -222,23 +245,33 @@ def published_tables(published_dir: str | os.PathLike) -> dict[str, pd.DataFrame
 # --------------------------------------------------------------------------- the audit
 
 
-def rule_values(runs: pd.DataFrame, model: str, chosen_cells: int | None) -> dict[str, pd.Series]:
-    """Per seed (index), the test accuracy each cell-selection rule gives, for one dataset.
+CELL_COUNTS = (8, 64, 128)
 
-    Only seeds with all cell counts of the model count (the rules compare cell counts).
+
+def rule_values(runs: pd.DataFrame, chosen_cells: int | None,
+                cell_counts: Sequence[int] = CELL_COUNTS) -> dict[str, pd.Series]:
+    """Per seed (index), the test accuracy each cell-selection rule gives, for one dataset and
+    model.
+
+    A fixed cell count uses every seed that has it. The rules that choose among cell counts use
+    only the seeds that have all of ``cell_counts`` and are left out when there is none.
     """
     table = runs.pivot_table(index="index", columns="cells", values=["accuracy", "train_loss"])
     accuracy, loss = table["accuracy"], table["train_loss"]
+    values = {f"{c} cells": accuracy[c].dropna() for c in cell_counts if c in accuracy.columns}
+    if not set(cell_counts) <= set(accuracy.columns):
+        return values
+    accuracy, loss = accuracy[list(cell_counts)], loss[list(cell_counts)]
     complete = accuracy.dropna().index.intersection(loss.dropna().index)
+    if complete.empty:
+        return values
     accuracy, loss = accuracy.loc[complete], loss.loc[complete]
-    cells = list(accuracy.columns)
-    values = {f"{c} cells": accuracy[c] for c in cells}
     # lowest training loss; ties keep the smaller cell count (as the loop's --select-cells)
-    chosen = loss.apply(lambda row: min(cells, key=lambda c: (row[c], c)), axis=1)
+    chosen = loss.apply(lambda row: min(cell_counts, key=lambda c: (row[c], c)), axis=1)
     values["train-loss selected"] = pd.Series(
         [accuracy.loc[i, c] for i, c in chosen.items()], index=complete, dtype=float)
     values["mean over cells"] = accuracy.mean(axis=1)
-    if chosen_cells in cells:
+    if chosen_cells in cell_counts:
         values["published cell count"] = accuracy[chosen_cells]
     values[ORACLE] = accuracy.max(axis=1)
     return values
@@ -259,7 +292,7 @@ def audit_table(runs: pd.DataFrame, tables: dict[str, pd.DataFrame]) -> pd.DataF
         chosen = None if chosen is None or pd.isna(chosen) else int(chosen)
         published = tables["train_loss"][PUBLISHED_COLUMN[model]].get(key, math.nan)
         table1 = tables["table1"][LEAKY_TABLE1_COLUMN[model]].get(key, math.nan)
-        for rule, values in rule_values(group, model, chosen).items():
+        for rule, values in rule_values(group, chosen).items():
             if values.empty:
                 continue
             rows.append({
@@ -317,7 +350,10 @@ def cell_choice_agreement(runs: pd.DataFrame, tables: dict[str, pd.DataFrame]) -
             if chosen is None or pd.isna(chosen):
                 continue
             table = group.pivot_table(index="index", columns="cells",
-                                      values=["accuracy", "train_loss"]).dropna()
+                                      values=["accuracy", "train_loss"])
+            if not set(CELL_COUNTS) <= set(table["accuracy"].columns):
+                continue
+            table = table.dropna()
             if table.empty:
                 continue
             datasets += 1
@@ -350,7 +386,7 @@ def seed_means(runs: pd.DataFrame, classifier_rule: dict[str, tuple[str, str | N
             if rule is None:
                 values = group["accuracy"]
             else:
-                values = rule_values(group, model, None).get(rule, pd.Series(dtype=float))
+                values = rule_values(group, None).get(rule, pd.Series(dtype=float))
             if len(values):
                 means[statistics.dataset_key(dataset)] = float(values.mean())
         columns[label] = pd.Series(means, dtype=float)
@@ -398,7 +434,8 @@ def paired_seed_comparison(runs: pd.DataFrame) -> pd.DataFrame:
     for model in RECURRENT_MODELS:
         selected = {}
         for dataset, group in paper[paper["model"] == model].groupby("dataset", sort=True):
-            for seed, value in rule_values(group, model, None)["train-loss selected"].items():
+            rule = rule_values(group, None).get("train-loss selected", pd.Series(dtype=float))
+            for seed, value in rule.items():
                 selected[(dataset, seed)] = value
         ours = pd.Series(selected, dtype=float)
         both = pd.concat([ours, fcn], axis=1, join="inner").dropna()
@@ -489,9 +526,11 @@ def verdict_lines(summary: pd.DataFrame, agreement: pd.DataFrame) -> list[str]:
     lines = []
     for model in RECURRENT_MODELS:
         group = summary[summary["model"] == model]
-        if group.empty:
-            continue
         name = CLASSIFIER_NAMES[model]
+        if "train-loss selected" not in set(group["rule"]):
+            lines.append(f"- **{name}**: no dataset has all of {'/'.join(map(str, CELL_COUNTS))} "
+                         "cells for a seed yet, so no cell-count rule can be judged.")
+            continue
         by_rule = group.set_index("rule")
         n = int(by_rule["datasets"].max())
         honest = by_rule.drop(index=[ORACLE], errors="ignore")
@@ -504,7 +543,7 @@ def verdict_lines(summary: pd.DataFrame, agreement: pd.DataFrame) -> list[str]:
                     f"difference ours - published {row['mean difference']:+.4f}, Wilcoxon p "
                     f"{_p(row['wilcoxon p'])}")
 
-        lines.append(f"- **{name}** ({n} datasets with a published value). "
+        lines.append(f"- **{name}** ({n} dataset{'s' * (n != 1)} with a published value). "
                      + describe("train-loss selected") + "; "
                      + (describe(ORACLE) if ORACLE in by_rule.index else "no oracle") + ".")
         lines.append(f"  Of the honest rules, `{closest}` comes closest to the published numbers "
@@ -512,8 +551,12 @@ def verdict_lines(summary: pd.DataFrame, agreement: pd.DataFrame) -> list[str]:
         if ORACLE in by_rule.index:
             oracle = by_rule.loc[ORACLE, "mean difference"]
             selected = by_rule.loc["train-loss selected", "mean difference"]
-            nearer = "the leaky oracle" if abs(oracle) < abs(selected) else "the training-loss rule"
-            lines.append(f"  Between the paper's stated rule and the oracle, {nearer} is nearer "
+            if abs(abs(oracle) - abs(selected)) < 1e-12:
+                nearer = "neither is nearer"
+            else:
+                nearer = ("the leaky oracle is nearer" if abs(oracle) < abs(selected)
+                          else "the training-loss rule is nearer")
+            lines.append(f"  Between the paper's stated rule and the oracle, {nearer} "
                          f"({selected:+.4f} vs {oracle:+.4f}).")
         rows = agreement[agreement["model"] == model]
         if not rows.empty:
@@ -524,11 +567,14 @@ def verdict_lines(summary: pd.DataFrame, agreement: pd.DataFrame) -> list[str]:
                 f"dataset-seed pairs (chance 33%) and is among our test-best cell counts in "
                 f"{row['published among our test-best']:.0%} (chance "
                 f"{row['chance (share of test-best cells)']:.0%}).")
-    total = int(summary["datasets"].max()) if not summary.empty else 0
-    if total < 10:
-        strength = (f"Weak: {total} datasets. A two-sided Wilcoxon test on so few pairs can "
-                    "hardly reach 0.05, and the ranges of 5 seeds are narrow; these numbers can "
-                    "rule out gross differences only.")
+    selected = summary[summary["rule"] == "train-loss selected"]
+    total = int(selected["datasets"].max()) if not selected.empty else 0
+    if total == 0:
+        strength = "none yet: no dataset has the full set of cell counts."
+    elif total < 10:
+        strength = (f"Weak: {total} dataset{'s' * (total != 1)}. A two-sided Wilcoxon test on "
+                    "fewer than 6 pairs cannot reach 0.05 at all, and the range of a few seeds "
+                    "is narrow; these numbers can rule out gross differences only.")
     elif total < 30:
         strength = f"Moderate: {total} datasets."
     else:
@@ -567,9 +613,35 @@ def save_svg(figure, path: Path) -> None:
 # --------------------------------------------------------------------------- the report
 
 
-def build_report(results_dir: str | os.PathLike, published_dir: str | os.PathLike
+EARLIER_RUN = "benchmarks/results/paper_settings"  # one seed, 16 datasets (superseded)
+
+
+def earlier_run_lines(root: Path, tables: dict[str, pd.DataFrame]) -> list[str]:
+    """The audit's rule summary and cell-choice agreement on the earlier single-seed benchmark."""
+    runs = runs_from_logs(root / EARLIER_RUN)
+    if runs.empty:
+        return []
+    audit = audit_table(runs, tables)
+    summary = rule_summary(audit)
+    agreement = cell_choice_agreement(runs, tables)
+    lines = ["## Earlier run: one seed (superseded, kept as context)", "",
+             f"The same audit on `{EARLIER_RUN}/` (seed 0 only, {runs['dataset'].nunique()} "
+             "datasets, LSTM-FCN and ALSTM-FCN at the same settings, H200, JAX). With one seed, "
+             "`published within our range` means equal to our single value.", ""]
+    if not summary.empty:
+        lines += [markdown(summary, {"wilcoxon p": _p, "W/T/L": str}), ""]
+    if not agreement.empty:
+        lines += [markdown(agreement, {"chance (1/3)": lambda v: f"{v:.3f}"}), ""]
+    return lines
+
+
+def build_report(results_dir: str | os.PathLike, published_dir: str | os.PathLike,
+                 root: str | os.PathLike | None = None
                  ) -> tuple[str, pd.DataFrame, pd.DataFrame | None]:
-    """The report's markdown, the audit table and the central claim's accuracy table."""
+    """The report's markdown, the audit table and the central claim's accuracy table.
+
+    ``root`` (the repository) adds the earlier single-seed benchmark as context.
+    """
     results_dir, published_dir = Path(results_dir), Path(published_dir)
     runs = load_runs(results_dir)
     tables = published_tables(published_dir)
@@ -656,6 +728,9 @@ def build_report(results_dir: str | os.PathLike, published_dir: str | os.PathLik
         else:
             out += ["(A critical-difference diagram needs at least 3 datasets.)", ""]
 
+    if root is not None:
+        out += earlier_run_lines(Path(root), tables)
+
     out += ["## Deviation study: the project's departures from the 2017 code", ""]
     if deviations.empty:
         out += ["Not run yet (`python benchmarks/reproduce.py --study deviations`).", ""]
@@ -668,8 +743,8 @@ def build_report(results_dir: str | os.PathLike, published_dir: str | os.PathLik
     return "\n".join(out) + "\n", audit, common
 
 
-def write_report(results_dir: str | os.PathLike, published_dir: str | os.PathLike
-                 ) -> list[Path]:
+def write_report(results_dir: str | os.PathLike, published_dir: str | os.PathLike,
+                 root: str | os.PathLike | None = None) -> list[Path]:
     """Write the accuracy summaries and ``report/`` (see the module docstring); returns paths."""
     results_dir = Path(results_dir)
     if not any(iter_results_files(results_dir)):
@@ -677,7 +752,7 @@ def write_report(results_dir: str | os.PathLike, published_dir: str | os.PathLik
     paths = write_accuracy_summaries(results_dir)
     report_dir = results_dir / "report"
     (report_dir / "cd_diagram.svg").unlink(missing_ok=True)  # rewritten when there is one
-    text, audit, common = build_report(results_dir, published_dir)
+    text, audit, common = build_report(results_dir, published_dir, root)
     write_text_atomic(report_dir / "reproduction.md", text)
     write_text_atomic(report_dir / "audit.csv", audit.to_csv(index=False, float_format="%.6f",
                                                              lineterminator="\n"))
