@@ -4,7 +4,9 @@
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
-EXTRAS := requirements-ray.txt requirements-export.txt requirements-results.txt
+EXTRAS := requirements-ray.txt requirements-export.txt
+# installed without their declared dependencies (see the file for why)
+NO_DEPS_EXTRAS := requirements-results.txt
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -12,8 +14,9 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(PY) -m pip install -q -r requirements.txt -r requirements-dev.txt
 	touch $@
 
-$(VENV)/.extras-installed: $(VENV)/.installed $(EXTRAS)
+$(VENV)/.extras-installed: $(VENV)/.installed $(EXTRAS) $(NO_DEPS_EXTRAS)
 	$(PY) -m pip install -q $(foreach f,$(EXTRAS),-r $(f))
+	$(PY) -m pip install -q --no-deps $(foreach f,$(NO_DEPS_EXTRAS),-r $(f))
 	touch $@
 
 .PHONY: setup extras demo test lint

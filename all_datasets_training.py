@@ -29,6 +29,7 @@ PROTOCOL = "train-loss"  # train-loss | validation | test-checkpoint (leaky, pap
 NORMALIZE = "auto"  # auto (univariate: sample, as LSTM-FCN; multivariate: none, as MLSTM-FCN)
 #                    | sample | none | dataset
 CLASS_WEIGHT = "none"  # none (as published) | balanced (as the original intended)
+RECALIBRATE_BATCHNORM = True  # recompute BatchNorm statistics after training (False: original)
 MODE = "both"  # train | evaluate | both
 SELECT_CELLS = False  # keep, per dataset, the cell count with the lowest training loss
 DATA_DIR = None  # default: Data/ (or the LSTMFCN_DATA_DIR environment variable)
@@ -60,6 +61,10 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
                         help="auto: sample-wise z-norm for univariate data (LSTM-FCN's default), "
                         "none for multivariate data (MLSTM-FCN's default)")
     parser.add_argument("--class-weight", default=CLASS_WEIGHT, choices=["none", "balanced"])
+    parser.add_argument("--recalibrate-batchnorm", action=argparse.BooleanOptionalAction,
+                        default=RECALIBRATE_BATCHNORM,
+                        help="recompute BatchNorm statistics on the training split with the kept "
+                        "weights (--no-recalibrate-batchnorm: as the original)")
     parser.add_argument("--mode", default=MODE, choices=["train", "evaluate", "both"],
                         help="evaluate: re-evaluate saved weights against the logged accuracy")
     parser.add_argument("--select-cells", action=argparse.BooleanOptionalAction,

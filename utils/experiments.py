@@ -71,6 +71,7 @@ class GridConfig:
     normalize: str = "auto"
     learning_rate: float = 1e-3
     class_weight: str | None = None
+    recalibrate_batchnorm: bool = True
     mode: str = "both"
     select_cells: bool = False
     overwrite: bool = False
@@ -320,6 +321,7 @@ def _row_base(config: GridConfig, data: Any, dataset: str, model_name: str, cell
         "batch_size": config.batch_size,
         "learning_rate": config.learning_rate,
         "class_weight": config.class_weight or "none",
+        "recalibrate_batchnorm": config.recalibrate_batchnorm,
         **software_versions(),
     }
 
@@ -345,6 +347,8 @@ def train_one(config: GridConfig, data: Any, dataset: str, model_name: str, cell
         "epochs": config.epochs, "batch_size": config.batch_size,
         "learning_rate": config.learning_rate, "class_weight": config.class_weight,
     }
+    if not config.recalibrate_batchnorm:  # sidecars written before this option mean True
+        expected["recalibrate_batchnorm"] = False
     if path.exists() and not config.overwrite:
         saved = read_sidecar(path)
         if not _sidecar_matches(path, saved, expected):
@@ -365,6 +369,7 @@ def train_one(config: GridConfig, data: Any, dataset: str, model_name: str, cell
     result = train_model(
         model, data, config.epochs, config.batch_size, protocol=config.protocol,
         learning_rate=config.learning_rate, class_weight=config.class_weight, seed=seed,
+        recalibrate_batchnorm_stats=config.recalibrate_batchnorm,
         progress=description if config.progress else False,
         # a killed run resumes from its last snapshot instead of epoch 0
         snapshot_dir=path.with_name(f".{dataset_stem(path)}.resume"),
@@ -449,7 +454,8 @@ def check_logged_settings(row: dict[str, str], config: GridConfig, log_path: Pat
     wanted = {"epochs": str(config.epochs), "batch_size": str(config.batch_size),
               "normalize": normalize or config.normalize,
               "class_weight": config.class_weight or "none",
-              "learning_rate": repr(float(config.learning_rate))}
+              "learning_rate": repr(float(config.learning_rate)),
+              "recalibrate_batchnorm": str(config.recalibrate_batchnorm)}
     differences = []
     for column, value in wanted.items():
         logged = row.get(column, "")
