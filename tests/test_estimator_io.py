@@ -179,3 +179,14 @@ def test_readme_in_python_lines_run_as_written(tmp_path, monkeypatch, capsys):
     assert set(predictions.strip("[]").split()) <= {"1", "2"}
     assert (tmp_path / "italy.lstmfcn").is_file()
     assert (tmp_path / "italy_saved_model" / "saved_model.pb").is_file()
+
+
+def test_export_says_clearly_what_cannot_be_exported(tmp_path):
+    data, y_train, _ = _raw("ItalyPowerDemand")
+    classifier = LSTMFCNClassifier(model="alstmfcn-noshuffle", epochs=1).fit(data.X_train,
+                                                                            y_train)
+    with pytest.raises(ConfigurationError, match="AttentionLSTM runs over 24 steps as a scan"):
+        classifier.export(tmp_path / "model.onnx", format="onnx")
+    assert not (tmp_path / "model.onnx").exists()
+    with pytest.raises(ConfigurationError, match="format='keras' is not valid"):
+        classifier.export(tmp_path / "model", format="keras")

@@ -277,7 +277,7 @@ class LSTMFCNClassifier(ClassifierMixin, BaseEstimator):
         for start in range(0, len(X_ready), self.batch_size):
             batch = ({name: value[start: start + self.batch_size]
                       for name, value in inputs.items()} if isinstance(inputs, dict)
-                     else inputs[start: start + self.batch_size])
+                     else [inputs[start: start + self.batch_size]])
             chunks.append(np.asarray(self.model_(batch, training=False), dtype=np.float64))
         return np.concatenate(chunks)
 

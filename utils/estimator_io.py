@@ -346,7 +346,30 @@ def serving_model(estimator: Any) -> Any:
     prepared = layer(series)
     if not estimator.variable_length_:
         prepared = [prepared]
-    return keras.Model(series, estimator.model_(prepared), name=f"{estimator.model_.name}_serving")
+    wrapper = keras.Model(series, estimator.model_(prepared),
+                          name=f"{estimator.model_.name}_serving")
+    # one call on a dummy batch: Keras exports only models that have been called
+    wrapper(np.ones((1, estimator.n_channels_, estimator.n_timepoints_), dtype="float32"))
+    return wrapper
+
+
+def onnx_blocker(model: Any) -> str | None:
+    """Why ``model`` cannot be converted to ONNX, or None.
+
+    An AttentionLSTM over more than 16 steps (the no-shuffle variants on series longer than 16,
+    or more than 16 channels with the shuffle) runs as a ``keras.ops.scan`` loop, whose
+    TensorFlow while-loop carries the attention state; tf2onnx 1.17 fails on it ("Cannot find
+    node with output .../while:3"). Shorter ones are unrolled and convert."""
+    from utils.layers import AttentionLSTM
+
+    for layer in model.layers:
+        if isinstance(layer, AttentionLSTM):
+            steps = layer.input.shape[1]
+            if not (steps <= 16 if layer.unroll is None else layer.unroll):
+                return (f"its AttentionLSTM runs over {steps} steps as a scan loop, which "
+                        f"tf2onnx cannot convert (it converts the attention unrolled, up to 16 "
+                        f"steps)")
+    return None
 
 
 def export_estimator(estimator: Any, path: str | os.PathLike, format: str = "tf_saved_model",
@@ -374,6 +397,11 @@ def export_estimator(estimator: Any, path: str | os.PathLike, format: str = "tf_
             raise ConfigurationError(
                 "export(format='onnx') needs tf2onnx: pip install -r requirements-export.txt"
             ) from error
+    if format == "onnx":
+        blocker = onnx_blocker(estimator.model_)
+        if blocker:
+            raise ConfigurationError(f"model {estimator.model!r} cannot be exported to onnx: "
+                                     f"{blocker}; format='tf_saved_model' works")
     wrapper = serving_model(estimator)
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = temporary_sibling(path, ".onnx" if format == "onnx" else "")
