@@ -142,6 +142,8 @@ class LSTMFCNClassifier(ClassifierMixin, BaseEstimator):
 
         scikit-learn's own checks give the messages (sparse, complex, empty, 1-D, inf, the
         number of features); ``n_features_in_`` counts the values of a flattened series."""
+        if not fitting:
+            check_is_fitted(self)
         if _is_collection(X):
             X = _pad_collection(X, self)
         values = check_array(X, dtype=np.float64, ensure_all_finite="allow-nan", allow_nd=True,
@@ -152,7 +154,6 @@ class LSTMFCNClassifier(ClassifierMixin, BaseEstimator):
             raise ValueError(f"X must have shape (n_cases, n_timepoints) or (n_cases, "
                              f"n_channels, n_timepoints); got {values.shape}")
         if not fitting:
-            check_is_fitted(self)
             if values.shape[1] != self.n_channels_:
                 raise ValueError(f"X has {values.shape[1]} channels, but {type(self).__name__} "
                                  f"was fitted on {self.n_channels_}")
