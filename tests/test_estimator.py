@@ -103,10 +103,10 @@ def test_class_weight_dict_and_column_vector_y(raw_italy):
     # almost all the weight on one class: the network learns to predict it everywhere
     heavy = {y_train[0]: 1000.0, [c for c in set(y_train) if c != y_train[0]][0]: 1e-4}
     with pytest.warns(DataConversionWarning, match="column-vector y"):
-        classifier = LSTMFCNClassifier(epochs=20, class_weight=heavy).fit(
-            X_train, y_train.reshape(-1, 1))
+        classifier = LSTMFCNClassifier(epochs=10, batch_size=16, learning_rate=1e-2,
+                                       class_weight=heavy).fit(X_train, y_train.reshape(-1, 1))
     assert classifier.classes_.ndim == 1
-    assert np.mean(classifier.predict(X_test) == y_train[0]) > 0.95
+    assert np.mean(classifier.predict(X_test) == y_train[0]) > 0.9
     with pytest.raises(ValueError, match="not in class_weight|classes.*are not in"):
         LSTMFCNClassifier(epochs=1, class_weight={"no such label": 2.0}).fit(X_train, y_train)
 
@@ -121,7 +121,7 @@ def test_bad_input_gets_scikit_learn_messages(raw_italy):
         LSTMFCNClassifier(epochs=1).fit(X_train, np.zeros(len(X_train)))
     with pytest.raises(ValueError, match="Unknown label type"):
         LSTMFCNClassifier(epochs=1).fit(X_train, np.linspace(0, 1, len(X_train)))
-    with pytest.raises(ValueError, match="Expected a 2-dimensional container"):
+    with pytest.raises(ValueError, match="Expected 2D array, got 1D array"):
         LSTMFCNClassifier(epochs=1).fit(X_train[0], y_train[:1])
     with pytest.raises(ValueError, match="infinity"):
         LSTMFCNClassifier(epochs=1).fit(np.where(X_train > 1, np.inf, X_train), y_train)
