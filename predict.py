@@ -1,13 +1,17 @@
-"""Predict the classes of new series with a model trained by all_datasets_training.py.
+"""Predict the classes of new series with a model trained by all_datasets_training.py, or with
+an LSTMFCNClassifier saved by ``clf.save(path)``.
 
     python predict.py NEW_SERIES.tsv --dataset GunPoint --model lstmfcn --cells 8
     python predict.py NEW_SERIES.ts --weights weights/lstmfcn_8_cells_weights/GunPoint.weights.h5
+    python predict.py NEW_SERIES.tsv --estimator gunpoint.lstmfcn
 
 The file may be in any format the loader reads (UCR .tsv, the original's comma files, .ts,
 .arff). Those formats put a class label first: for unlabelled series write any placeholder (e.g.
 0). When every label is one of the training classes, the accuracy is printed too. The series get
 the preprocessing the model was trained with (stored beside the weights); series longer than the
 training length are cut to it, shorter ones are padded (and masked by variable-length models).
+A saved estimator applies its own rules (``LSTMFCNClassifier.predict_proba``): the training
+length exactly, or any length for a model fitted on unequal-length series.
 """
 
 from __future__ import annotations
@@ -36,6 +40,8 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("series", help="file with the series to classify")
     parser.add_argument("--weights", default=None,
                         help="weights file (default: found from --dataset/--model/--cells)")
+    parser.add_argument("--estimator", default=None,
+                        help="a file written by LSTMFCNClassifier.save (instead of --weights)")
     parser.add_argument("--dataset", default=DATASET)
     parser.add_argument("--model", default=MODEL)
     parser.add_argument("--cells", type=int, default=CELLS)
@@ -56,45 +62,26 @@ def main(argv: list[str] | None = None) -> int:
     import pandas as pd
 
     from utils.atomic_files import write_text_atomic
-    from utils.checkpoints import load_trained_model, weights_path
     from utils.data import read_split_file
-    from utils.errors import ConfigurationError, DatasetError, DatasetNotFoundError
-    from utils.experiments import run_dataset_name
-    from utils.preprocessing import coerce_labels, prepare_new_series
-    from utils.training import predict_proba
+    from utils.errors import ConfigurationError, DatasetNotFoundError
+    from utils.preprocessing import coerce_labels
 
-    # 1. The trained model and how it was trained.
-    path = Path(arguments.weights) if arguments.weights else weights_path(
-        arguments.weights_dir, arguments.model, arguments.cells,
-        run_dataset_name(arguments.dataset), arguments.seed, arguments.protocol)
-    model, config = load_trained_model(path)
-    classes = list(config["classes"])
-    width = config["builder"]["max_sequence_length"]
-    channels = config["builder"]["n_channels"]
-
-    # 2. The new series, read and preprocessed as the training data were.
     series_file = Path(arguments.series)
     if not series_file.is_file():
         raise DatasetNotFoundError(f"{series_file}: no such file")
     raw = read_split_file(series_file, FORMATS_BY_SUFFIX.get(series_file.suffix.lower(), "csv"))
-    if raw.values.shape[1] != channels:
-        raise ConfigurationError(f"{series_file} has {raw.values.shape[1]} channels; the model "
-                                 f"was trained on {channels}")
-    mean = std = None
-    if config["normalize"] == "dataset":
-        mean, std = training_statistics(config["dataset"], arguments.data_dir)
-    try:
-        X, lengths = prepare_new_series(
-            raw.values, width, config["normalize"], mean, std,
-            trailing_nan_is_padding=config["builder"].get("variable_length", True))
-    except DatasetError as error:
-        raise DatasetError(f"{series_file}: {error}") from error
+    if arguments.estimator and arguments.weights:
+        raise ConfigurationError("give --estimator or --weights, not both")
+    if arguments.estimator:
+        path = Path(arguments.estimator)
+        probabilities, classes = estimator_probabilities(path, raw.values, series_file)
+    else:
+        path, probabilities, classes = weights_probabilities(arguments, raw.values, series_file)
 
-    # 3. Predict, write one row per series, report accuracy when the labels are known.
-    probabilities = predict_proba(model, X, lengths)
+    # Write one row per series, report accuracy when the labels are known.
     # one label type on both sides, so that "1.0000000e+00" in a file matches class "1"
     file_labels, classes = coerce_labels(raw.labels, np.asarray(classes))
-    frame = pd.DataFrame({"case": np.arange(1, len(X) + 1),
+    frame = pd.DataFrame({"case": np.arange(1, len(probabilities) + 1),
                           "label_in_file": file_labels,
                           "predicted_label": classes[probabilities.argmax(axis=1)]})
     for k, label in enumerate(classes):
@@ -109,6 +96,55 @@ def main(argv: list[str] | None = None) -> int:
         accuracy = float((frame["label_in_file"] == frame["predicted_label"]).mean())
         print(f"accuracy against the labels in the file: {accuracy:.4f}")
     return 0
+
+
+def weights_probabilities(arguments: argparse.Namespace, values, series_file: Path):
+    """(weights file, probabilities, classes) of a model trained by the loop script."""
+    import numpy as np
+
+    from utils.checkpoints import load_trained_model, weights_path
+    from utils.errors import ConfigurationError, DatasetError
+    from utils.experiments import run_dataset_name
+    from utils.preprocessing import prepare_new_series
+    from utils.training import predict_proba
+
+    # The trained model and how it was trained.
+    path = Path(arguments.weights) if arguments.weights else weights_path(
+        arguments.weights_dir, arguments.model, arguments.cells,
+        run_dataset_name(arguments.dataset), arguments.seed, arguments.protocol)
+    model, config = load_trained_model(path)
+    width = config["builder"]["max_sequence_length"]
+    channels = config["builder"]["n_channels"]
+    # The new series, preprocessed as the training data were.
+    if values.shape[1] != channels:
+        raise ConfigurationError(f"{series_file} has {values.shape[1]} channels; the model "
+                                 f"was trained on {channels}")
+    mean = std = None
+    if config["normalize"] == "dataset":
+        mean, std = training_statistics(config["dataset"], arguments.data_dir)
+    try:
+        X, lengths = prepare_new_series(
+            values, width, config["normalize"], mean, std,
+            trailing_nan_is_padding=config["builder"].get("variable_length", True))
+    except DatasetError as error:
+        raise DatasetError(f"{series_file}: {error}") from error
+    return path, predict_proba(model, X, lengths), np.asarray(config["classes"])
+
+
+def estimator_probabilities(path: Path, values, series_file: Path):
+    """(probabilities, classes) of an LSTMFCNClassifier saved by ``save``."""
+    from sklearn.exceptions import NotFittedError
+
+    from utils.errors import DatasetError, DatasetNotFoundError
+    from utils.estimator import LSTMFCNClassifier
+
+    if not path.is_file():
+        raise DatasetNotFoundError(f"{path}: no such file (a saved LSTMFCNClassifier)")
+    estimator = LSTMFCNClassifier.load(path)
+    try:
+        return estimator.predict_proba(values), estimator.classes_
+    except (ValueError, NotFittedError) as error:  # scikit-learn's messages, about X
+        raise DatasetError(f"{series_file}: {error}") from error
 
 
 def training_statistics(dataset: str, data_dir: str | None):

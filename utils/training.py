@@ -143,9 +143,13 @@ def _resolve_dataset(dataset: Any, normalize_timeseries: Any, data_dir: Any) -> 
     return load_dataset(dataset, data_dir=data_dir, normalize=normalize)
 
 
-def class_weights(y: np.ndarray, n_classes: int, mode: str | None) -> dict[int, float] | None:
-    """``None`` (the published runs: the original's weights were silently ignored) or the
-    scikit-learn "balanced" weights N / (K * n_k) as the dict Keras 3 requires."""
+def class_weights(y: np.ndarray, n_classes: int,
+                  mode: str | dict[int, float] | None) -> dict[int, float] | None:
+    """``None`` (the published runs: the original's weights were silently ignored), the
+    scikit-learn "balanced" weights N / (K * n_k), or given weights {class index: weight}, as
+    the dict Keras 3 requires (classes missing from a given dict weigh 1)."""
+    if isinstance(mode, dict):
+        return {k: float(mode.get(k, 1.0)) for k in range(n_classes)}
     if mode in (None, "none"):
         return None
     if mode != "balanced":
@@ -324,7 +328,7 @@ def train_model(
     *,
     protocol: str = "train-loss",
     learning_rate: float = 1e-3,
-    class_weight: str | None = None,
+    class_weight: str | dict[int, float] | None = None,
     seed: int | None = 0,
     normalize_timeseries: Any = None,
     data_dir: str | os.PathLike | None = None,
@@ -358,7 +362,7 @@ def train_model(
     protocol : {"train-loss", "validation", "test-checkpoint"}, default "train-loss"
         See the module docstring. "test-checkpoint" uses test labels (leaky).
     learning_rate : float, default 1e-3
-    class_weight : {None, "balanced"}, default None
+    class_weight : {None, "balanced"} or dict {class index: weight}, default None
         None as in the published runs; "balanced" as the original intended.
     seed : int or None, default 0
         Seeds shuffling and dropout (seed before building the model for identical weights).
@@ -394,7 +398,7 @@ def train_model(
         raise ConfigurationError(
             f"protocol must be one of {', '.join(PROTOCOLS)}; got {protocol!r}"
         )
-    if class_weight not in CLASS_WEIGHT_CHOICES:
+    if not isinstance(class_weight, dict) and class_weight not in CLASS_WEIGHT_CHOICES:
         raise ConfigurationError(f"class_weight must be none or balanced; got {class_weight!r}")
     if epochs < 1 or batch_size < 1:
         raise ConfigurationError(f"epochs and batch_size must be >= 1; got {epochs}, {batch_size}")
