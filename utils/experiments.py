@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from utils.atomic_files import remove_partial_files, write_text_atomic
+from utils.atomic_files import check_writable_folder, remove_partial_files, write_text_atomic
 from utils.checkpoints import (
     load_trained_model,
     read_sidecar,
@@ -41,6 +41,7 @@ from utils.checkpoints import (
     weights_path,
 )
 from utils.errors import ConfigurationError, LSTMFCNError
+from utils.interrupts import raise_if_stop_requested, stop_at_safe_points
 from utils.training import PROTOCOLS
 
 RUN_KEY = ("dataset", "model", "cells", "seed", "protocol")
@@ -396,7 +397,8 @@ def train_one(config: GridConfig, data: Any, dataset: str, model_name: str, cell
         "train_seconds": round(result.train_seconds, 3),
         "seconds_per_epoch": round(result.train_seconds / max(result.epochs_run, 1), 5),
         "n_params": model.count_params(),
-        "weights_file": str(path),
+        # relative to the weights folder, so that logs and sidecars move between machines
+        "weights_file": path.relative_to(config.weights_dir).as_posix(),
         "status": "trained",
         "timestamp": datetime.now(UTC).isoformat(timespec="seconds"),
         "error": "",
@@ -489,6 +491,19 @@ def _failure_row(config: GridConfig, dataset: str, model_name: str, cells: int, 
     }
 
 
+def log_failure(config: GridConfig, log_path: Path, key: tuple[str, ...],
+                row: dict[str, Any]) -> None:
+    """Log a failed run, unless its row is finished already; when the log itself cannot be
+    written (a full disk, an unreadable log) say so and let the grid go on."""
+    if config.mode == "evaluate":
+        return
+    try:
+        if key not in completed_rows(config.logs_dir, row["model"], row["cells"]):
+            upsert_row(log_path, row)  # never replace a finished row
+    except (OSError, LSTMFCNError) as error:
+        print(f"could not log the failure in {log_path}: {error}", flush=True)
+
+
 # --------------------------------------------------------------------------- cell selection
 
 
@@ -526,13 +541,28 @@ def run_grid(config: GridConfig) -> list[RunOutcome]:
     """Run every (dataset, model, cells, seed) of ``config`` and return one outcome per run."""
     config.validate()
     datasets = expand_datasets(config.datasets, config.data_dir)
+    check_output_folders(config)
     for folder in (config.weights_dir, config.logs_dir):  # leftovers of a killed earlier run
         remove_partial_files(folder)
     cache = DatasetCache(config.data_dir, config.normalize)
     runs = [(d, m, c, s) for m in config.models for c in config.cells for d in datasets
             for s in config.seeds]
+    with stop_at_safe_points():  # Ctrl-C: save the run's state, exit 130, resume on restart
+        return _run_all(config, runs, datasets, cache)
+
+
+def check_output_folders(config: GridConfig) -> None:
+    """Refuse, before any training, output folders this process cannot write to."""
+    if config.mode != "evaluate":
+        check_writable_folder(config.weights_dir, "--weights-dir")
+    check_writable_folder(config.logs_dir, "--logs-dir")
+
+
+def _run_all(config: GridConfig, runs: list[tuple[str, str, int, int]], datasets: list[str],
+             cache: DatasetCache) -> list[RunOutcome]:
     outcomes: list[RunOutcome] = []
     for index, (dataset_token, model_name, cells, seed) in enumerate(runs, start=1):
+        raise_if_stop_requested()  # a safe point between two runs
         dataset = _display_name(dataset_token)
         description = f"[{index}/{len(runs)}] {dataset} {model_name}-{cells} seed {seed}"
         log_path = results_log_path(config.logs_dir, model_name, cells)
@@ -561,9 +591,8 @@ def run_grid(config: GridConfig) -> list[RunOutcome]:
             else:
                 message = traceback.format_exc(limit=3)
             print(f"{description}: FAILED: {message}", flush=True)
-            succeeded = key in completed_rows(config.logs_dir, model_name, cells)
-            if config.mode != "evaluate" and not succeeded:  # never replace a finished row
-                upsert_row(log_path, _failure_row(config, dataset, model_name, cells, seed, error))
+            log_failure(config, log_path, key, _failure_row(config, dataset, model_name, cells,
+                                                            seed, error))
             outcomes.append(RunOutcome(dataset, model_name, cells, seed, "failed",
                                        seconds=time.perf_counter() - started,
                                        error=f"{type(error).__name__}: {error}"))
