@@ -23,6 +23,7 @@ and column where there is one); a dataset that is not on disk raises
 from __future__ import annotations
 
 import io
+import math
 import os
 import re
 from dataclasses import dataclass, field
@@ -453,9 +454,35 @@ def read_arff(path: Path) -> RawSplit:
     return RawSplit(np.asarray(values, dtype=np.float64), labels, path)
 
 
+def _check_npy_header(path: Path) -> None:
+    """Refuse a ``.npy`` file whose header claims more data than the file holds, before NumPy
+    allocates what the header claims."""
+    try:
+        with path.open("rb") as handle:
+            version = np.lib.format.read_magic(handle)
+            if version == (1, 0):
+                shape, _, dtype = np.lib.format.read_array_header_1_0(handle)
+            elif version == (2, 0):
+                shape, _, dtype = np.lib.format.read_array_header_2_0(handle)
+            else:
+                return  # other versions: left to np.load, which names the problem
+            data_bytes = path.stat().st_size - handle.tell()
+    except (ValueError, OSError, SyntaxError, TypeError) as error:
+        raise DatasetError(f"{path}: not a readable .npy file ({error})") from error
+    if dtype.hasobject:
+        return  # refused by np.load(allow_pickle=False) below, with its own message
+    claimed = math.prod(shape) * dtype.itemsize
+    if claimed > data_bytes:
+        raise DatasetError(
+            f"{path}: the header claims an array of shape {shape} ({claimed} bytes) but the "
+            f"file holds {data_bytes} bytes of data (cut short or damaged)"
+        )
+
+
 def _load_npy(path: Path) -> np.ndarray:
     if not path.is_file():
         raise DatasetNotFoundError(f"{path}: missing; an npy dataset folder needs {_NPY_FILES}")
+    _check_npy_header(path)
     try:
         return np.load(path, allow_pickle=False)
     except ValueError as error:

@@ -24,6 +24,7 @@ import os
 import platform
 import time
 import traceback
+import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -40,7 +41,7 @@ from utils.checkpoints import (
     sidecar_describes,
     weights_path,
 )
-from utils.errors import ConfigurationError, LSTMFCNError
+from utils.errors import ConfigurationError, DatasetError, LSTMFCNError
 from utils.interrupts import raise_if_stop_requested, stop_at_safe_points
 from utils.training import PROTOCOLS
 
@@ -121,12 +122,49 @@ def results_log_path(logs_dir: str | os.PathLike, model_name: str, cells: int | 
 
 
 def read_log(path: str | os.PathLike) -> list[dict[str, str]]:
-    """Rows of a results CSV as dicts of strings (empty list when the file does not exist)."""
+    """Rows of a results CSV as dicts of strings (empty list when the file does not exist).
+
+    The project writes these files whole (``upsert_row``), each line ending in a newline. A
+    file that does not end in one was cut short by something else (a copy, a full disk): its
+    last line is dropped with a warning, and the run it held is recovered from its weights or
+    trained again. Any other damage (bytes that are not UTF-8, a row with the wrong number of
+    fields, no run-key columns) raises ``DatasetError`` naming the file and line: a damaged
+    log is never read as results.
+    """
     path = Path(path)
     if not path.exists():
         return []
-    with path.open(newline="", encoding="utf-8") as handle:
-        return list(csv.DictReader(handle))
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except OSError as error:
+        raise DatasetError(f"{path}: cannot read the results log ({error})") from error
+    except UnicodeDecodeError as error:
+        raise DatasetError(f"{path}: not a results log of this project (not UTF-8 text: "
+                           f"{error}); move it away to start a new one") from error
+    if text and not text.endswith("\n"):
+        cut = text.rsplit("\n", 1)[-1]
+        warnings.warn(f"{path}: the last line was cut short ({cut[:60]!r}...); it is ignored "
+                      "and its run will be recovered from its weights or trained again",
+                      stacklevel=2)
+        text = text[: len(text) - len(cut)]
+    try:
+        records = list(csv.reader(io.StringIO(text, newline="")))
+    except csv.Error as error:
+        raise DatasetError(f"{path}: damaged results log ({error})") from error
+    if not records:
+        return []
+    header = records[0]
+    if not set(RUN_KEY) <= set(header) or len(set(header)) != len(header):
+        raise DatasetError(f"{path}, line 1: not the header of a results log (the columns "
+                           f"{', '.join(RUN_KEY)} are needed, each once)")
+    rows = []
+    for number, record in enumerate(records[1:], start=2):
+        if len(record) != len(header):
+            raise DatasetError(
+                f"{path}, row {number}: {len(record)} fields where the header has "
+                f"{len(header)}; the log is damaged: repair or move it away")
+        rows.append(dict(zip(header, record, strict=True)))
+    return rows
 
 
 def _key(row: dict[str, Any], key: Sequence[str] = RUN_KEY) -> tuple[str, ...]:

@@ -182,7 +182,7 @@ class TrainingSnapshot(keras.callbacks.Callback):
             model.optimizer.build(model.trainable_variables)
         weights_file, best_file = state["files"]
         model.load_weights(self.folder / weights_file)
-        with np.load(self.folder / best_file) as best:
+        with np.load(self.folder / best_file, allow_pickle=False) as best:
             self.keep_best.weights = [best[f"arr_{i}"] for i in range(len(best.files))]
         kept = state["keep_best"]
         self.keep_best.best = kept["best"]
