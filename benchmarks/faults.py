@@ -156,6 +156,28 @@ def check_outputs(folder: Path, reference: Path, expected: set[tuple[str, ...]],
     )
 
 
+def _outputs(folder: Path) -> set[tuple[str, int]]:
+    """Names and modification times of everything under ``folder`` (a grid's outputs)."""
+    found = set()
+    for path in folder.rglob("*"):
+        try:
+            found.add((str(path), path.stat().st_mtime_ns))
+        except FileNotFoundError:  # renamed or removed while listing
+            continue
+    return found
+
+
+def _first_output(process: subprocess.Popen, folder: Path, timeout: float) -> bool:
+    """Wait until the running grid changes a file under ``folder``; False if it exits first."""
+    before = _outputs(folder)
+    deadline = time.monotonic() + timeout
+    while process.poll() is None and time.monotonic() < deadline:
+        if _outputs(folder) != before:
+            return True
+        time.sleep(0.05)
+    return process.poll() is None
+
+
 def run_campaign(folder: Path, kills: int = KILLS, datasets: list[str] | None = None,
                  models: list[str] | None = None, cells: list[int] | None = None,
                  seeds: list[int] | None = None, epochs: int = EPOCHS,
@@ -163,18 +185,18 @@ def run_campaign(folder: Path, kills: int = KILLS, datasets: list[str] | None = 
                  timeout: float = 3600.0) -> CampaignReport:
     """Reference run, then ``kills`` SIGKILLs at random moments with a restart after each.
 
-    A process is killed a uniformly drawn time after its start, between 0.5 s and its start-up
-    time (measured as a re-run of the finished reference grid, which only skips) plus twice one
-    kill's share of the training time: the kills land in start-up and loading, in training, in
-    saving weights and in writing rows, and the grid progresses between them. When the grid
-    ends before a kill, the campaign stops short (``kills`` then says how many happened).
+    One kill in five lands at a uniform moment of the start-up (imports, loading the data,
+    reading the logs); the others a uniform delay after the restarted grid first writes
+    something, up to the time of one kill's share of the grid's work, so that they land in
+    training, in snapshots, in saving weights and in writing rows while the grid still
+    progresses between kills. Should the grid end before a kill, the campaign stops short
+    (``kills`` then says how many happened).
     """
     datasets, models = datasets or DATASETS, models or MODELS
     cells, seeds = cells or CELLS, seeds or SEEDS
     reference, attacked = folder / "reference", folder / "attacked"
     reference_command = grid_command(reference, datasets, models, cells, seeds, epochs,
                                      batch_size)
-    reference.mkdir(parents=True, exist_ok=True)
     reference_seconds = _finish(reference_command, reference, timeout)
     startup_seconds = _finish(reference_command, reference, timeout)  # everything skipped
     work_seconds = max(reference_seconds - startup_seconds, 1.0)
@@ -186,21 +208,27 @@ def run_campaign(folder: Path, kills: int = KILLS, datasets: list[str] | None = 
                 for dataset in expand_datasets(datasets) for model in models for c in cells
                 for seed in seeds}
     draw = random.Random(campaign_seed)
-    latest = startup_seconds + 2.0 * work_seconds / max(kills, 1)
     report = CampaignReport()
     starts = 0
     deadline = time.monotonic() + timeout
     while report.kills < kills and time.monotonic() < deadline:
-        moment = draw.uniform(0.5, latest)
+        during_startup = draw.random() < 0.2
+        delay = draw.uniform(0.2, startup_seconds if during_startup
+                             else work_seconds / max(kills, 1))
         process = _start(command, attacked)
+        started = time.monotonic()
         starts += 1
+        if not during_startup and not _first_output(process, attacked, timeout):
+            if process.wait() != 0:
+                raise RuntimeError(f"the grid exited {process.returncode} before being killed")
+            break  # the grid finished before this kill
         try:
-            process.wait(timeout=moment)
+            process.wait(timeout=delay)
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait()
             report.kills += 1
-            report.kill_moments.append(moment)
+            report.kill_moments.append(time.monotonic() - started)
             continue
         if process.returncode != 0:
             raise RuntimeError(f"the grid exited {process.returncode} before being killed")

@@ -390,6 +390,11 @@ def train_one(config: GridConfig, data: Any, dataset: str, model_name: str, cell
         expected["recalibrate_batchnorm"] = False
     if path.exists() and not config.overwrite:
         saved = read_sidecar(path)
+        if not sidecar_describes(path, saved):
+            raise ConfigurationError(
+                f"{path} does not match the SHA-256 its sidecar records: the weights file is "
+                "damaged, or it or its sidecar was replaced; move them away or pass --overwrite"
+            )
         if not _sidecar_matches(path, saved, expected):
             raise ConfigurationError(
                 f"{path} already exists and was trained with other settings; pass --overwrite "

@@ -27,6 +27,7 @@ from __future__ import annotations
 import json
 import math
 import shutil
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -176,6 +177,9 @@ class TrainingSnapshot(keras.callbacks.Callback):
         (0 when there is none, in which case stale snapshot files are removed)."""
         state = self._valid_state()
         if state is None:
+            if (self.folder / STATE_FILE).exists():
+                print(f"{self.folder}: the snapshot is damaged or of other settings; it is "
+                      "removed and the run starts from epoch 0", file=sys.stderr, flush=True)
             self.discard()
             return 0
         if not model.optimizer.built:
