@@ -241,6 +241,9 @@ def test_the_results_log_reader_never_misreads(workspace, drawn):
 
 
 def _peak_bytes(call) -> int:
+    """Peak of the memory allocated while ``call`` runs (NumPy arrays included)."""
+    import aeon.datasets  # noqa: F401  (imported before: its import is not what is measured)
+
     tracemalloc.start()
     try:
         call()
@@ -285,6 +288,23 @@ def test_a_ts_header_claiming_a_huge_series_allocates_nothing_huge(tmp_path):
             load_dataset(folder)
 
     assert _peak_bytes(load) < 64 * 2**20
+
+
+def test_one_long_series_among_many_short_ones_allocates_nothing_huge(tmp_path):
+    folder = tmp_path / "Lopsided"
+    folder.mkdir()
+    header = "@problemName Lopsided\n@univariate true\n@equalLength false\n" \
+             "@classLabel true a b\n@data\n"
+    long_case = ",".join(["1"] * 100_000) + ":a\n"  # padded to 100 000 x 5001 cases: 4 GB
+    text = header + long_case + "1:b\n" * 5_000
+    for split in ("TRAIN", "TEST"):
+        (folder / f"Lopsided_{split}.ts").write_text(text)
+
+    def load():
+        with pytest.raises(LSTMFCNError, match="padding its 5001 series"):
+            load_dataset(folder)
+
+    assert _peak_bytes(load) < 256 * 2**20
 
 
 # --------------------------------------------------------------------------- no code from files

@@ -377,9 +377,24 @@ def _check_ts_cases(path: Path, header: dict[str, str], cases: list[tuple[int, s
             )
 
 
-def _stack_cases(cases: list[np.ndarray]) -> np.ndarray:
-    """A list of (n_channels, length_i) arrays -> (n_cases, n_channels, max length), NaN padded."""
+#: padding may make an unequal-length split this much larger than its file (and 1 GiB) at most
+MAX_PADDING_GROWTH = 50
+
+
+def _stack_cases(cases: list[np.ndarray], path: Path, file_bytes: int) -> np.ndarray:
+    """A list of (n_channels, length_i) arrays -> (n_cases, n_channels, max length), NaN padded.
+
+    One very long series among many short ones would make the padded array far larger than the
+    file (a crafted file could ask for terabytes): refused before it is allocated.
+    """
     width = max(case.shape[-1] for case in cases)
+    padded_bytes = len(cases) * cases[0].shape[0] * width * 8
+    if padded_bytes > max(MAX_PADDING_GROWTH * file_bytes, 2**30):
+        raise DatasetError(
+            f"{path}: padding its {len(cases)} series to the longest ({width} values) would "
+            f"take {padded_bytes / 2**30:.1f} GiB for a file of {file_bytes / 2**20:.1f} MiB; "
+            f"split the long series or truncate them"
+        )
     stacked = np.full((len(cases), cases[0].shape[0], width), np.nan)
     for index, case in enumerate(cases):
         stacked[index, :, : case.shape[-1]] = case
@@ -425,7 +440,8 @@ def read_ts(path: Path) -> RawSplit:
     values = (
         np.asarray(loaded, dtype=np.float64)
         if isinstance(loaded, np.ndarray)
-        else _stack_cases([np.asarray(case, dtype=np.float64) for case in loaded])
+        else _stack_cases([np.asarray(case, dtype=np.float64) for case in loaded], path,
+                          len(raw))
     )
     declared = header.get("equallength", "").lower()
     return RawSplit(
