@@ -15,6 +15,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -29,7 +30,7 @@ from utils.experiments import GridConfig, read_log, results_log_path, run_grid
 from utils.resume import STATE_FILE
 from utils.training import set_seed
 
-GRID = dict(datasets=["Chinatown"], models=["lstmfcn"], cells=[8], epochs=16, batch_size=8)
+GRID = dict(datasets=["Chinatown"], models=["lstmfcn"], cells=[8], epochs=12, batch_size=8)
 RUN = Path("lstmfcn_8_cells_weights") / "Chinatown.weights.h5"
 
 
@@ -84,7 +85,7 @@ def test_a_run_killed_at_three_epochs_ends_bit_identical_to_an_uninterrupted_one
     command = grid_command(tmp_path, seeds=[0], **GRID)
     state = tmp_path / "weights" / RUN.parent / ".Chinatown.resume" / STATE_FILE
     killed_at = []
-    for epoch in (3, 7, 11):
+    for epoch in (3, 6, 9):
         process = _run_until(command, tmp_path, state, epoch, signal.SIGKILL)
         process.communicate()
         killed_at.append(_state_epoch(state))
@@ -107,9 +108,9 @@ def test_a_run_killed_at_three_epochs_ends_bit_identical_to_an_uninterrupted_one
         float(row["train_seconds"]) / GRID["epochs"], rel=1e-3)
 
 
-def test_fault_campaign_fast_case(tmp_path):
-    report = run_campaign(tmp_path, kills=3, datasets=["Chinatown"], models=["fcn"],
-                          cells=[8], seeds=[0, 1], epochs=12, batch_size=8, timeout=900)
+def test_fault_campaign_fast_case(reference, tmp_path):
+    report = run_campaign(tmp_path, kills=3, seeds=[0, 1], **GRID, timeout=900,
+                          reference=reference)
     print("\n".join(report.lines()))
     assert report.kills == 3 and report.restarts == 3
     assert (report.rows_expected, report.rows_present) == (2, 2)
@@ -118,20 +119,34 @@ def test_fault_campaign_fast_case(tmp_path):
     assert report.accuracy_mismatches == 0 and report.leftover_files == []
 
 
-def test_ctrl_c_stops_at_a_safe_point_and_a_restart_continues(reference, tmp_path):
-    command = grid_command(tmp_path, seeds=[0], **GRID)
+def test_ctrl_c_stops_at_a_safe_point_and_a_restart_continues(reference, tmp_path, capsys):
+    from utils.cli import run_main
+
+    config = GridConfig(**GRID, seeds=[0], weights_dir=str(tmp_path / "weights"),
+                        logs_dir=str(tmp_path / "logs"), progress=False, snapshot_minutes=0)
     state = tmp_path / "weights" / RUN.parent / ".Chinatown.resume" / STATE_FILE
-    process = _run_until(command, tmp_path, state, 4, signal.SIGINT)
-    _, stderr = process.communicate(timeout=300)
-    assert process.returncode == 130, stderr
-    assert "stopped after Ctrl-C; the state of the run was saved" in stderr
+
+    def press_ctrl_c_at_epoch_4():  # a real SIGINT to this process, as a terminal sends it
+        deadline = time.monotonic() + 600
+        while _state_epoch(state) < 4 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        os.kill(os.getpid(), signal.SIGINT)
+
+    presser = threading.Thread(target=press_ctrl_c_at_epoch_4, daemon=True)
+    presser.start()
+    with pytest.raises(SystemExit) as stopped:
+        run_main(lambda: run_grid(config))
+    presser.join()
+    assert stopped.value.code == 130
+    assert "stopped after Ctrl-C; the state of the run was saved" in capsys.readouterr().err
     stopped_at = _state_epoch(state)
-    assert 4 <= stopped_at < GRID["epochs"]
+    assert 4 <= stopped_at < GRID["epochs"]  # the epoch under way was finished and saved
     assert not (tmp_path / "weights" / RUN).exists()  # nothing claims to be finished
     assert read_log(results_log_path(tmp_path / "logs", "lstmfcn", 8)) == []
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # put back
 
-    again = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=600)
-    assert again.returncode == 0, again.stderr
+    (outcome,) = run_grid(config)  # the restart continues from the saved epoch
+    assert outcome.status == "trained" and outcome.epochs_run == GRID["epochs"]
     assert _identical(_weights(tmp_path / "weights" / RUN), _weights(reference / "weights" / RUN))
 
 

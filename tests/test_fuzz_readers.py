@@ -240,13 +240,15 @@ def test_the_results_log_reader_never_misreads(workspace, drawn):
 # --------------------------------------------------------------------------- claims in headers
 
 
-def _peak_bytes(call) -> int:
-    """Peak of the memory allocated while ``call`` runs (NumPy arrays included)."""
+def refusal_peak_bytes(folder: Path, message: str) -> int:
+    """Load ``folder``, expect an error matching ``message``; return the peak of the memory
+    allocated meanwhile (NumPy arrays included)."""
     import aeon.datasets  # noqa: F401  (imported before: its import is not what is measured)
 
     tracemalloc.start()
     try:
-        call()
+        with pytest.raises(LSTMFCNError, match=message):
+            load_dataset(folder)
     finally:
         _, peak = tracemalloc.get_traced_memory()
         tracemalloc.stop()
@@ -267,12 +269,7 @@ def test_an_npy_header_claiming_a_huge_array_allocates_nothing_huge(tmp_path):
     with path.open("wb") as handle:
         np.lib.format.write_array_header_1_0(handle, header)
         handle.write(raw[-128:])
-
-    def load():
-        with pytest.raises(LSTMFCNError, match="X_train.npy"):
-            load_dataset(folder)
-
-    assert _peak_bytes(load) < 64 * 2**20
+    assert refusal_peak_bytes(folder, "X_train.npy") < 64 * 2**20
 
 
 def test_a_ts_header_claiming_a_huge_series_allocates_nothing_huge(tmp_path):
@@ -282,12 +279,7 @@ def test_a_ts_header_claiming_a_huge_series_allocates_nothing_huge(tmp_path):
         text = _ts_subset(DATA / "GunPoint" / f"GunPoint_{split}.ts", 4).decode()
         text = text.replace("@seriesLength 150", "@seriesLength 100000000000")
         (folder / f"GunPoint_{split}.ts").write_text(text)
-
-    def load():
-        with pytest.raises(LSTMFCNError, match="seriesLength"):
-            load_dataset(folder)
-
-    assert _peak_bytes(load) < 64 * 2**20
+    assert refusal_peak_bytes(folder, "seriesLength") < 64 * 2**20
 
 
 def test_one_long_series_among_many_short_ones_allocates_nothing_huge(tmp_path):
@@ -299,12 +291,7 @@ def test_one_long_series_among_many_short_ones_allocates_nothing_huge(tmp_path):
     text = header + long_case + "1:b\n" * 5_000
     for split in ("TRAIN", "TEST"):
         (folder / f"Lopsided_{split}.ts").write_text(text)
-
-    def load():
-        with pytest.raises(LSTMFCNError, match="padding its 5001 series"):
-            load_dataset(folder)
-
-    assert _peak_bytes(load) < 256 * 2**20
+    assert refusal_peak_bytes(folder, "padding its 5001 series") < 256 * 2**20
 
 
 # --------------------------------------------------------------------------- no code from files
