@@ -30,6 +30,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from utils.atomic_files import PARTIAL_MARKER  # noqa: E402  (after the path is set)
+
 # ----------------------------------------------------------------------------- settings
 DATASETS = ["Chinatown", "ItalyPowerDemand"]
 MODELS = ["lstmfcn", "fcn"]
@@ -157,11 +159,15 @@ def check_outputs(folder: Path, reference: Path, expected: set[tuple[str, ...]],
 
 
 def _outputs(folder: Path) -> set[tuple[str, int]]:
-    """Names and modification times of everything under ``folder`` (a grid's outputs)."""
+    """Names and modification times of the finished files under ``folder`` (a grid's outputs:
+    snapshots, weights, rows; not folders, write checks or files still being written)."""
     found = set()
     for path in folder.rglob("*"):
+        if PARTIAL_MARKER in path.name or path.name.endswith(".lock"):
+            continue
         try:
-            found.add((str(path), path.stat().st_mtime_ns))
+            if path.is_file():
+                found.add((str(path), path.stat().st_mtime_ns))
         except FileNotFoundError:  # renamed or removed while listing
             continue
     return found
@@ -259,6 +265,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--epochs", type=int, default=EPOCHS)
     parser.add_argument("--batch-size", type=int, default=BATCH_SIZE)
     parser.add_argument("--campaign-seed", type=int, default=CAMPAIGN_SEED)
+    parser.add_argument("--reference", type=Path, default=None,
+                        help="a folder where the same grid already ran uninterrupted")
     arguments = parser.parse_args(argv)
     if arguments.folder.exists() and any(arguments.folder.iterdir()):
         print(f"error: {arguments.folder} is not empty; remove it or pass another --folder",
@@ -266,7 +274,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     report = run_campaign(arguments.folder, arguments.kills, arguments.datasets,
                           arguments.models, arguments.cells, arguments.seeds, arguments.epochs,
-                          arguments.batch_size, arguments.campaign_seed)
+                          arguments.batch_size, arguments.campaign_seed,
+                          reference=arguments.reference)
     print("\n".join(report.lines()))
     clean = (report.kills == arguments.kills and report.rows_lost == 0
              and report.rows_duplicated == 0 and report.accuracy_mismatches == 0

@@ -4,8 +4,8 @@ Whatever a file holds, a reader returns data or raises one of the project's own 
 (``utils.errors``), within a time bound, without allocating what a header merely claims, and
 without running code from the file (no unpickling, no ``eval``).
 
-CI runs a bounded number of examples (profile ``ci``); a longer local run:
-``HYPOTHESIS_PROFILE=long python -m pytest tests/test_fuzz_readers.py``.
+CI runs a bounded number of examples (profile ``ci``, 30 per test); a longer local run:
+``HYPOTHESIS_PROFILE=long FUZZ_EXAMPLES=1000 python -m pytest tests/test_fuzz_readers.py``.
 """
 
 from __future__ import annotations
@@ -36,8 +36,8 @@ settings.register_profile(
     "ci", max_examples=30, derandomize=True, database=None, deadline=timedelta(seconds=10),
     suppress_health_check=[HealthCheck.too_slow])
 settings.register_profile(
-    "long", max_examples=1500, database=None, deadline=timedelta(seconds=10),
-    suppress_health_check=[HealthCheck.too_slow])
+    "long", max_examples=int(os.environ.get("FUZZ_EXAMPLES", 1000)), database=None,
+    deadline=timedelta(seconds=10), suppress_health_check=[HealthCheck.too_slow])
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 # tokens that readers treat specially, inserted by the mutations
