@@ -299,7 +299,10 @@ def read_delimited(path: Path) -> RawSplit:
             f"{path}, line {line_numbers[row]}, column {column + 1}: {text!r} is not a "
             f"number{header_hint}"
         )
-    values = frame.iloc[:, 1:].to_numpy(dtype=np.float64)[:, None, :]
+    try:
+        values = frame.iloc[:, 1:].to_numpy(dtype=np.float64)[:, None, :]
+    except (OverflowError, ValueError, TypeError) as error:  # e.g. a 400-digit integer
+        raise DatasetError(f"{path}: a value is not a float64 number ({error})") from error
     labels = frame.iloc[:, 0].to_numpy()
     missing_label = np.nonzero(pd.isna(labels))[0]
     if len(missing_label):
@@ -483,7 +486,7 @@ def _check_npy_header(path: Path) -> None:
             else:
                 return  # other versions: left to np.load, which names the problem
             data_bytes = path.stat().st_size - handle.tell()
-    except (ValueError, OSError, SyntaxError, TypeError) as error:
+    except Exception as error:  # NumPy's header parser raises many kinds (tokenize, syntax...)
         raise DatasetError(f"{path}: not a readable .npy file ({error})") from error
     if dtype.hasobject:
         return  # refused by np.load(allow_pickle=False) below, with its own message
@@ -508,7 +511,7 @@ def _load_npy(path: Path) -> np.ndarray:
                 f"save a numeric array (e.g. np.save(path, X.astype(np.float32)))"
             ) from error
         raise DatasetError(f"{path}: not a readable .npy file ({error})") from error
-    except OSError as error:
+    except (OSError, SyntaxError, TypeError, EOFError) as error:
         raise DatasetError(f"{path}: not a readable .npy file ({error})") from error
 
 
