@@ -203,7 +203,15 @@ def _read_bytes(path: Path) -> bytes:
 def _first_bad_cell(frame: pd.DataFrame, column: int) -> tuple[int, str] | None:
     """Row index and text of the first cell of ``column`` that is not a number, if any."""
     cells = frame[column]
-    numbers = pd.to_numeric(cells, errors="coerce")
+    try:
+        numbers = pd.to_numeric(cells, errors="coerce")
+    except OverflowError:  # an integer too large for a float64
+        for row, cell in enumerate(cells):
+            try:
+                float(cell)
+            except (OverflowError, ValueError, TypeError):
+                return row, str(cell)[:40]
+        return None
     bad = np.nonzero((numbers.isna() & cells.notna()).to_numpy())[0]
     return (int(bad[0]), str(cells.iloc[bad[0]])) if len(bad) else None
 
