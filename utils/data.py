@@ -286,7 +286,7 @@ def read_delimited(path: Path) -> RawSplit:
     except pd.errors.ParserError as error:
         _check_field_counts(path, raw, separator)  # names the ragged line, if that is the cause
         raise DatasetError(f"{path}: cannot parse the file ({error})") from error
-    except ValueError as error:
+    except (ValueError, OverflowError) as error:  # OverflowError: a 400-digit label
         raise DatasetError(f"{path}: cannot parse the file ({error})") from error
     if frame.shape[1] < 2:
         raise DatasetError(f"{path}: each row needs a class label followed by the series values")

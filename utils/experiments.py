@@ -393,7 +393,8 @@ def train_one(config: GridConfig, data: Any, dataset: str, model_name: str, cell
         if not sidecar_describes(path, saved):
             raise ConfigurationError(
                 f"{path} does not match the SHA-256 its sidecar records: the weights file is "
-                "damaged, or it or its sidecar was replaced; move them away or pass --overwrite"
+                "damaged, or it or its sidecar was replaced by one of other settings; move them "
+                "away or pass --overwrite"
             )
         if not _sidecar_matches(path, saved, expected):
             raise ConfigurationError(
