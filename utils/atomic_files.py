@@ -54,6 +54,24 @@ def write_text_atomic(path: str | os.PathLike, text: str) -> None:
         temporary.write_text(text, encoding="utf-8")
 
 
+def check_writable_folder(folder: str | os.PathLike, what: str) -> None:
+    """Raise ``ConfigurationError`` naming ``what`` (e.g. ``--weights-dir``) unless a file can
+    be created in ``folder`` (created if missing): checked before any training, so that a
+    read-only or missing output folder is found in a second, not after hours of work."""
+    from utils.errors import ConfigurationError
+
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = temporary_sibling(folder / "write-check", ".tmp")
+        probe.unlink()
+    except OSError as error:
+        raise ConfigurationError(
+            f"{what} {folder}: cannot write there ({error.strerror or error}); choose a folder "
+            "you can write to"
+        ) from error
+
+
 def _process_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from utils.atomic_files import replacing, write_text_atomic
-from utils.errors import ConfigurationError, DatasetNotFoundError
+from utils.errors import ConfigurationError, DatasetNotFoundError, LSTMFCNError
 
 DEFAULT_PROTOCOL = "train-loss"
 WEIGHTS_SUFFIX = ".weights.h5"
@@ -123,9 +123,19 @@ def read_sidecar(path: str | os.PathLike) -> dict[str, Any]:
             f"{sidecar} is missing: cannot tell how the weights in {path} were built"
         )
     try:
-        return json.loads(sidecar.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as error:
-        raise ConfigurationError(f"{sidecar} is not valid JSON: {error}") from error
+        config = json.loads(sidecar.read_bytes().decode("utf-8"))
+    except OSError as error:
+        raise ConfigurationError(f"{sidecar}: cannot read the file ({error})") from error
+    except (ValueError, RecursionError) as error:  # bad UTF-8, bad JSON, absurd nesting
+        raise ConfigurationError(
+            f"{sidecar} is not valid JSON (damaged or cut short?): {error}"[:500]) from error
+    if not isinstance(config, dict) or not isinstance(config.get("model"), str) or not \
+            isinstance(config.get("builder"), dict):
+        raise ConfigurationError(
+            f"{sidecar} does not describe a model (a JSON object with 'model' and 'builder' "
+            "is expected): damaged, or not a sidecar of this project"
+        )
+    return config
 
 
 def load_trained_model(path: str | os.PathLike) -> tuple[Any, dict[str, Any]]:
@@ -141,6 +151,17 @@ def load_trained_model(path: str | os.PathLike) -> tuple[Any, dict[str, Any]]:
     from utils.models import build_model  # Keras is only needed once a model is rebuilt
 
     config = read_sidecar(path)
-    model = build_model(config["model"], **config["builder"])
-    model.load_weights(path)
+    if "weights_sha256" in config and not sidecar_describes(path, config):
+        raise ConfigurationError(
+            f"{path} does not match the SHA-256 its sidecar {sidecar_path(path)} records: the "
+            "weights file is damaged, or one of the two was replaced; retrain with --overwrite"
+        )
+    try:
+        model = build_model(config["model"], **config["builder"])
+        model.load_weights(path)
+    except (LSTMFCNError, KeyError, TypeError, ValueError, OSError) as error:
+        raise ConfigurationError(
+            f"{path}: cannot rebuild the model its sidecar describes or load the weights "
+            f"({type(error).__name__}: {error})"[:800]
+        ) from error
     return model, config

@@ -15,7 +15,8 @@ def run_main(main: Callable[[], int | None]) -> None:
     except LSTMFCNError as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(2)
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
+    except KeyboardInterrupt as interrupt:
+        # a stop at a safe point says what was saved (utils.interrupts)
+        print(f"interrupted: {interrupt}" if str(interrupt) else "interrupted", file=sys.stderr)
         sys.exit(130)
     sys.exit(code or 0)

@@ -23,6 +23,7 @@ and column where there is one); a dataset that is not on disk raises
 from __future__ import annotations
 
 import io
+import math
 import os
 import re
 from dataclasses import dataclass, field
@@ -202,7 +203,15 @@ def _read_bytes(path: Path) -> bytes:
 def _first_bad_cell(frame: pd.DataFrame, column: int) -> tuple[int, str] | None:
     """Row index and text of the first cell of ``column`` that is not a number, if any."""
     cells = frame[column]
-    numbers = pd.to_numeric(cells, errors="coerce")
+    try:
+        numbers = pd.to_numeric(cells, errors="coerce")
+    except OverflowError:  # an integer too large for a float64
+        for row, cell in enumerate(cells):
+            try:
+                float(cell)
+            except (OverflowError, ValueError, TypeError):
+                return row, str(cell)[:40]
+        return None
     bad = np.nonzero((numbers.isna() & cells.notna()).to_numpy())[0]
     return (int(bad[0]), str(cells.iloc[bad[0]])) if len(bad) else None
 
@@ -277,7 +286,7 @@ def read_delimited(path: Path) -> RawSplit:
     except pd.errors.ParserError as error:
         _check_field_counts(path, raw, separator)  # names the ragged line, if that is the cause
         raise DatasetError(f"{path}: cannot parse the file ({error})") from error
-    except ValueError as error:
+    except (ValueError, OverflowError) as error:  # OverflowError: a 400-digit label
         raise DatasetError(f"{path}: cannot parse the file ({error})") from error
     if frame.shape[1] < 2:
         raise DatasetError(f"{path}: each row needs a class label followed by the series values")
@@ -298,7 +307,10 @@ def read_delimited(path: Path) -> RawSplit:
             f"{path}, line {line_numbers[row]}, column {column + 1}: {text!r} is not a "
             f"number{header_hint}"
         )
-    values = frame.iloc[:, 1:].to_numpy(dtype=np.float64)[:, None, :]
+    try:
+        values = frame.iloc[:, 1:].to_numpy(dtype=np.float64)[:, None, :]
+    except (OverflowError, ValueError, TypeError) as error:  # e.g. a 400-digit integer
+        raise DatasetError(f"{path}: a value is not a float64 number ({error})") from error
     labels = frame.iloc[:, 0].to_numpy()
     missing_label = np.nonzero(pd.isna(labels))[0]
     if len(missing_label):
@@ -376,9 +388,24 @@ def _check_ts_cases(path: Path, header: dict[str, str], cases: list[tuple[int, s
             )
 
 
-def _stack_cases(cases: list[np.ndarray]) -> np.ndarray:
-    """A list of (n_channels, length_i) arrays -> (n_cases, n_channels, max length), NaN padded."""
+#: padding may make an unequal-length split this much larger than its file (and 1 GiB) at most
+MAX_PADDING_GROWTH = 50
+
+
+def _stack_cases(cases: list[np.ndarray], path: Path, file_bytes: int) -> np.ndarray:
+    """A list of (n_channels, length_i) arrays -> (n_cases, n_channels, max length), NaN padded.
+
+    One very long series among many short ones would make the padded array far larger than the
+    file (a crafted file could ask for terabytes): refused before it is allocated.
+    """
     width = max(case.shape[-1] for case in cases)
+    padded_bytes = len(cases) * cases[0].shape[0] * width * 8
+    if padded_bytes > max(MAX_PADDING_GROWTH * file_bytes, 2**30):
+        raise DatasetError(
+            f"{path}: padding its {len(cases)} series to the longest ({width} values) would "
+            f"take {padded_bytes / 2**30:.1f} GiB for a file of {file_bytes / 2**20:.1f} MiB; "
+            f"split the long series or truncate them"
+        )
     stacked = np.full((len(cases), cases[0].shape[0], width), np.nan)
     for index, case in enumerate(cases):
         stacked[index, :, : case.shape[-1]] = case
@@ -424,7 +451,8 @@ def read_ts(path: Path) -> RawSplit:
     values = (
         np.asarray(loaded, dtype=np.float64)
         if isinstance(loaded, np.ndarray)
-        else _stack_cases([np.asarray(case, dtype=np.float64) for case in loaded])
+        else _stack_cases([np.asarray(case, dtype=np.float64) for case in loaded], path,
+                          len(raw))
     )
     declared = header.get("equallength", "").lower()
     return RawSplit(
@@ -453,9 +481,35 @@ def read_arff(path: Path) -> RawSplit:
     return RawSplit(np.asarray(values, dtype=np.float64), labels, path)
 
 
+def _check_npy_header(path: Path) -> None:
+    """Refuse a ``.npy`` file whose header claims more data than the file holds, before NumPy
+    allocates what the header claims."""
+    try:
+        with path.open("rb") as handle:
+            version = np.lib.format.read_magic(handle)
+            if version == (1, 0):
+                shape, _, dtype = np.lib.format.read_array_header_1_0(handle)
+            elif version == (2, 0):
+                shape, _, dtype = np.lib.format.read_array_header_2_0(handle)
+            else:
+                return  # other versions: left to np.load, which names the problem
+            data_bytes = path.stat().st_size - handle.tell()
+    except Exception as error:  # NumPy's header parser raises many kinds (tokenize, syntax...)
+        raise DatasetError(f"{path}: not a readable .npy file ({error})") from error
+    if dtype.hasobject:
+        return  # refused by np.load(allow_pickle=False) below, with its own message
+    claimed = math.prod(shape) * dtype.itemsize
+    if claimed > data_bytes:
+        raise DatasetError(
+            f"{path}: the header claims an array of shape {shape} ({claimed} bytes) but the "
+            f"file holds {data_bytes} bytes of data (cut short or damaged)"
+        )
+
+
 def _load_npy(path: Path) -> np.ndarray:
     if not path.is_file():
         raise DatasetNotFoundError(f"{path}: missing; an npy dataset folder needs {_NPY_FILES}")
+    _check_npy_header(path)
     try:
         return np.load(path, allow_pickle=False)
     except ValueError as error:
@@ -465,7 +519,7 @@ def _load_npy(path: Path) -> np.ndarray:
                 f"save a numeric array (e.g. np.save(path, X.astype(np.float32)))"
             ) from error
         raise DatasetError(f"{path}: not a readable .npy file ({error})") from error
-    except OSError as error:
+    except (OSError, SyntaxError, TypeError, EOFError) as error:
         raise DatasetError(f"{path}: not a readable .npy file ({error})") from error
 
 

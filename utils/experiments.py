@@ -24,6 +24,7 @@ import os
 import platform
 import time
 import traceback
+import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -32,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from utils.atomic_files import remove_partial_files, write_text_atomic
+from utils.atomic_files import check_writable_folder, remove_partial_files, write_text_atomic
 from utils.checkpoints import (
     load_trained_model,
     read_sidecar,
@@ -40,7 +41,8 @@ from utils.checkpoints import (
     sidecar_describes,
     weights_path,
 )
-from utils.errors import ConfigurationError, LSTMFCNError
+from utils.errors import ConfigurationError, DatasetError, LSTMFCNError
+from utils.interrupts import raise_if_stop_requested, stop_at_safe_points
 from utils.training import PROTOCOLS
 
 RUN_KEY = ("dataset", "model", "cells", "seed", "protocol")
@@ -120,12 +122,49 @@ def results_log_path(logs_dir: str | os.PathLike, model_name: str, cells: int | 
 
 
 def read_log(path: str | os.PathLike) -> list[dict[str, str]]:
-    """Rows of a results CSV as dicts of strings (empty list when the file does not exist)."""
+    """Rows of a results CSV as dicts of strings (empty list when the file does not exist).
+
+    The project writes these files whole (``upsert_row``), each line ending in a newline. A
+    file that does not end in one was cut short by something else (a copy, a full disk): its
+    last line is dropped with a warning, and the run it held is recovered from its weights or
+    trained again. Any other damage (bytes that are not UTF-8, a row with the wrong number of
+    fields, no run-key columns) raises ``DatasetError`` naming the file and line: a damaged
+    log is never read as results.
+    """
     path = Path(path)
     if not path.exists():
         return []
-    with path.open(newline="", encoding="utf-8") as handle:
-        return list(csv.DictReader(handle))
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except OSError as error:
+        raise DatasetError(f"{path}: cannot read the results log ({error})") from error
+    except UnicodeDecodeError as error:
+        raise DatasetError(f"{path}: not a results log of this project (not UTF-8 text: "
+                           f"{error}); move it away to start a new one") from error
+    if text and not text.endswith("\n"):
+        cut = text.rsplit("\n", 1)[-1]
+        warnings.warn(f"{path}: the last line was cut short ({cut[:60]!r}...); it is ignored "
+                      "and its run will be recovered from its weights or trained again",
+                      stacklevel=2)
+        text = text[: len(text) - len(cut)]
+    try:
+        records = list(csv.reader(io.StringIO(text, newline="")))
+    except csv.Error as error:
+        raise DatasetError(f"{path}: damaged results log ({error})") from error
+    if not records:
+        return []
+    header = records[0]
+    if not set(RUN_KEY) <= set(header) or len(set(header)) != len(header):
+        raise DatasetError(f"{path}, line 1: not the header of a results log (the columns "
+                           f"{', '.join(RUN_KEY)} are needed, each once)")
+    rows = []
+    for number, record in enumerate(records[1:], start=2):
+        if len(record) != len(header):
+            raise DatasetError(
+                f"{path}, row {number}: {len(record)} fields where the header has "
+                f"{len(header)}; the log is damaged: repair or move it away")
+        rows.append(dict(zip(header, record, strict=True)))
+    return rows
 
 
 def _key(row: dict[str, Any], key: Sequence[str] = RUN_KEY) -> tuple[str, ...]:
@@ -351,6 +390,12 @@ def train_one(config: GridConfig, data: Any, dataset: str, model_name: str, cell
         expected["recalibrate_batchnorm"] = False
     if path.exists() and not config.overwrite:
         saved = read_sidecar(path)
+        if not sidecar_describes(path, saved):
+            raise ConfigurationError(
+                f"{path} does not match the SHA-256 its sidecar records: the weights file is "
+                "damaged, or it or its sidecar was replaced by one of other settings; move them "
+                "away or pass --overwrite"
+            )
         if not _sidecar_matches(path, saved, expected):
             raise ConfigurationError(
                 f"{path} already exists and was trained with other settings; pass --overwrite "
@@ -396,7 +441,8 @@ def train_one(config: GridConfig, data: Any, dataset: str, model_name: str, cell
         "train_seconds": round(result.train_seconds, 3),
         "seconds_per_epoch": round(result.train_seconds / max(result.epochs_run, 1), 5),
         "n_params": model.count_params(),
-        "weights_file": str(path),
+        # relative to the weights folder, so that logs and sidecars move between machines
+        "weights_file": path.relative_to(config.weights_dir).as_posix(),
         "status": "trained",
         "timestamp": datetime.now(UTC).isoformat(timespec="seconds"),
         "error": "",
@@ -489,6 +535,19 @@ def _failure_row(config: GridConfig, dataset: str, model_name: str, cells: int, 
     }
 
 
+def log_failure(config: GridConfig, log_path: Path, key: tuple[str, ...],
+                row: dict[str, Any]) -> None:
+    """Log a failed run, unless its row is finished already; when the log itself cannot be
+    written (a full disk, an unreadable log) say so and let the grid go on."""
+    if config.mode == "evaluate":
+        return
+    try:
+        if key not in completed_rows(config.logs_dir, row["model"], row["cells"]):
+            upsert_row(log_path, row)  # never replace a finished row
+    except (OSError, LSTMFCNError) as error:
+        print(f"could not log the failure in {log_path}: {error}", flush=True)
+
+
 # --------------------------------------------------------------------------- cell selection
 
 
@@ -526,13 +585,28 @@ def run_grid(config: GridConfig) -> list[RunOutcome]:
     """Run every (dataset, model, cells, seed) of ``config`` and return one outcome per run."""
     config.validate()
     datasets = expand_datasets(config.datasets, config.data_dir)
+    check_output_folders(config)
     for folder in (config.weights_dir, config.logs_dir):  # leftovers of a killed earlier run
         remove_partial_files(folder)
     cache = DatasetCache(config.data_dir, config.normalize)
     runs = [(d, m, c, s) for m in config.models for c in config.cells for d in datasets
             for s in config.seeds]
+    with stop_at_safe_points():  # Ctrl-C: save the run's state, exit 130, resume on restart
+        return _run_all(config, runs, datasets, cache)
+
+
+def check_output_folders(config: GridConfig) -> None:
+    """Refuse, before any training, output folders this process cannot write to."""
+    if config.mode != "evaluate":
+        check_writable_folder(config.weights_dir, "--weights-dir")
+    check_writable_folder(config.logs_dir, "--logs-dir")
+
+
+def _run_all(config: GridConfig, runs: list[tuple[str, str, int, int]], datasets: list[str],
+             cache: DatasetCache) -> list[RunOutcome]:
     outcomes: list[RunOutcome] = []
     for index, (dataset_token, model_name, cells, seed) in enumerate(runs, start=1):
+        raise_if_stop_requested()  # a safe point between two runs
         dataset = _display_name(dataset_token)
         description = f"[{index}/{len(runs)}] {dataset} {model_name}-{cells} seed {seed}"
         log_path = results_log_path(config.logs_dir, model_name, cells)
@@ -561,9 +635,8 @@ def run_grid(config: GridConfig) -> list[RunOutcome]:
             else:
                 message = traceback.format_exc(limit=3)
             print(f"{description}: FAILED: {message}", flush=True)
-            succeeded = key in completed_rows(config.logs_dir, model_name, cells)
-            if config.mode != "evaluate" and not succeeded:  # never replace a finished row
-                upsert_row(log_path, _failure_row(config, dataset, model_name, cells, seed, error))
+            log_failure(config, log_path, key, _failure_row(config, dataset, model_name, cells,
+                                                            seed, error))
             outcomes.append(RunOutcome(dataset, model_name, cells, seed, "failed",
                                        seconds=time.perf_counter() - started,
                                        error=f"{type(error).__name__}: {error}"))

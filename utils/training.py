@@ -66,7 +66,8 @@ class TrainingResult:
     best_train_loss : float
         Training loss (epoch mean in training mode, as Keras logs it) at ``best_epoch``.
     train_seconds : float
-        Wall-clock time of the fit, BatchNorm recalibration included.
+        Wall-clock time of the fit, BatchNorm recalibration included; for a resumed run, the
+        time of every process that worked on it (up to each one's last snapshot).
     history : dict
         Per-epoch logs (``loss``, ``accuracy``, ``learning_rate``, ``val_*`` when validating).
     """
@@ -220,6 +221,13 @@ def recalibrate_batchnorm(model: Any, inputs: Any, batch_size: int = 128) -> Non
     finally:
         for layer, momentum in zip(batchnorms, original_momenta, strict=True):
             layer.momentum = momentum
+
+
+def shuffle_seed(seed: int | None) -> int:
+    """The seed of the epoch orders: the run's seed, or a fresh one for an unseeded run."""
+    if seed is not None:
+        return int(seed)
+    return int(np.random.SeedSequence().generate_state(1)[0])
 
 
 class _KeepBest:
@@ -436,6 +444,8 @@ def train_model(
         keep_best, mode, monitor, lr_factor, lr_patience, min_learning_rate,
         early_stopping_patience,
     ) + list(callbacks or [])
+    from utils.resume import EpochBatches
+
     snapshot, initial_epoch = None, 0
     if snapshot_dir is not None:
         import keras
@@ -462,15 +472,16 @@ def train_model(
         all_callbacks.append(make_progress_callback(epochs, description, initial=initial_epoch))
 
     start = time.perf_counter()
+    # shuffled by (seed, epoch) alone, so that a resumed run sees the batches of an
+    # uninterrupted one (utils.resume.EpochBatches)
+    batches = EpochBatches(x_fit, y_fit, batch_size, shuffle_seed(seed))
     history = model.fit(
-        x_fit,
-        y_fit,
-        batch_size=batch_size,
+        batches,
         epochs=epochs,
-        callbacks=all_callbacks,
+        callbacks=[batches.tracker(), *all_callbacks],
         class_weight=class_weights(y_fit, data.n_classes, class_weight),
         validation_data=validation_data,
-        shuffle=True,
+        shuffle=False,  # the batches are shuffled already; Keras would reorder them again
         initial_epoch=initial_epoch,
         verbose=verbose,
     )
@@ -485,8 +496,9 @@ def train_model(
     seconds = time.perf_counter() - start
 
     logs = {key: [float(v) for v in values] for key, values in history.history.items()}
-    if snapshot is not None:  # the history of every epoch, those before a resume included
+    if snapshot is not None:  # every epoch and every process, those before a resume included
         logs = snapshot.history
+        seconds = snapshot.seconds_before + seconds
         snapshot.discard()
     return TrainingResult(
         protocol=protocol,
