@@ -121,7 +121,8 @@ def main() -> int:
     arguments = parser.parse_args()
 
     from utils.atomic_files import write_text_atomic
-    from utils.experiments import GridConfig, expand_datasets, run_grid, select_cells
+    from all_datasets_training import run_grid
+    from utils.experiments import GridConfig, expand_datasets, select_cells
 
     config = GridConfig(
         datasets=arguments.datasets, models=arguments.models, cells=arguments.cells,
