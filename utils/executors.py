@@ -20,6 +20,7 @@ Ray is an optional extra (``requirements-ray.txt``), imported only by ``RayExecu
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 from collections.abc import Callable, Iterator, Sequence
@@ -195,7 +196,8 @@ class RayExecutor:
     def cancel_running(self) -> None:
         """Stop the tasks still running (Ctrl-C, or the caller stopped early)."""
         for reference in self._in_flight:
-            self._ray.cancel(reference, force=True)
+            with contextlib.suppress(Exception):  # Ray may be going down with the same Ctrl-C
+                self._ray.cancel(reference, force=True)
         self._in_flight.clear()
         self.running_units = []
 

@@ -516,15 +516,16 @@ def lost_pack_reports(pack: Sequence[Run], error: BaseException) -> list[RunRepo
 
 
 def config_for_workers(config: GridConfig) -> GridConfig:
-    """The settings sent with each unit: folders as absolute paths (a worker's working folder
-    may differ from the driver's), and no per-run progress bars outside this process (several
-    workers' bars would interleave; the driver prints one overall line)."""
+    """The settings sent with each unit. Outside this process: folders as absolute paths (a
+    worker's working folder may differ from the driver's), and no per-run progress bars
+    (several workers' bars would interleave; the driver prints one overall line)."""
+    if config.executor == "local":
+        return config
     absolute = {name: str(Path(getattr(config, name)).absolute())
                 for name in ("weights_dir", "logs_dir") if config.filesystem_is_shared()}
     if config.data_dir:
         absolute["data_dir"] = str(Path(config.data_dir).absolute())
-    return dataclasses.replace(config, **absolute,
-                               progress=config.progress and config.executor == "local")
+    return dataclasses.replace(config, **absolute, progress=False)
 
 
 # --------------------------------------------------------------------------- the driver's books
