@@ -25,6 +25,7 @@ from utils.experiments import (  # noqa: E402  (no Keras here: --help stays inst
     Run,
     RunOutcome,
     RunReport,
+    builder_arguments,
     config_for_workers,
     executor_for,
     expand_datasets,
@@ -32,9 +33,12 @@ from utils.experiments import (  # noqa: E402  (no Keras here: --help stays inst
     group_into_packs,
     in_grid_order,
     load_dataset_cached,
+    load_saved_weights,
     lost_pack_reports,
     prepare_output_folders,
     record_report,
+    report_run,
+    resume_settings,
     runs_still_to_do,
     select_cells,
 )
@@ -110,7 +114,6 @@ def run_one(run: Run, config: GridConfig) -> RunReport:
     import keras  # imported here, so that --help and flag errors are instant
 
     from utils import MODEL_BUILDERS, evaluate_model, train_model
-    from utils.experiments import builder_arguments, load_saved_weights, report_run, resume_settings
     from utils.training import set_seed
 
     data = load_dataset_cached(run.dataset, config.data_dir, config.normalize)

@@ -179,19 +179,27 @@ class RayExecutor:
         self._started_here = False
 
     def __enter__(self) -> RayExecutor:
-        ray = import_ray()
-        if ray.is_initialized():  # e.g. a notebook or a test that started Ray already
-            self._ray = ray
-        elif self.address is None:
-            self._ray, self._started_here = start_local_ray(self.num_cpus), True
-        else:
-            self._ray, self._started_here = join_ray_cluster(self.address), True
+        import_ray()  # a missing Ray is reported now, before any work
         return self
 
     def __exit__(self, *exc_info: Any) -> None:
+        if self._ray is None:
+            return
         self.cancel_running()
         if self._started_here:
             self._ray.shutdown()
+
+    def _connect(self) -> Any:
+        """Ray, started or joined on first use (a grid with nothing to do starts nothing)."""
+        if self._ray is None:
+            ray = import_ray()
+            if ray.is_initialized():  # e.g. a notebook or a test that started Ray already
+                self._ray = ray
+            elif self.address is None:
+                self._ray, self._started_here = start_local_ray(self.num_cpus), True
+            else:
+                self._ray, self._started_here = join_ray_cluster(self.address), True
+        return self._ray
 
     def cancel_running(self) -> None:
         """Stop the tasks still running (Ctrl-C, or the caller stopped early)."""
@@ -213,7 +221,9 @@ class RayExecutor:
             *arguments: Any) -> Iterator[Finished]:
         """Submit one task per unit (no more at a time than the cluster can run, so that
         ``running_units`` is what runs) and yield each unit as its task finishes."""
-        ray = self._ray
+        if not units:
+            return
+        ray = self._connect()
         task = ray.remote(function).options(
             num_cpus=self.cpus_per_unit, num_gpus=self.gpus_per_unit,
             max_retries=self.max_retries, retry_exceptions=False,
