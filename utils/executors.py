@@ -21,6 +21,7 @@ Ray is an optional extra (``requirements-ray.txt``), imported only by ``RayExecu
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import math
 import os
 from collections.abc import Callable, Iterator, Sequence
@@ -72,16 +73,22 @@ class InProcessExecutor:
             yield finished
 
 
+MISSING_RAY = "--executor ray needs Ray, an optional extra: pip install -r requirements-ray.txt"
+
+
+def check_ray_installed() -> None:
+    """Raise a clear ``ConfigurationError`` when Ray is not installed (without importing it)."""
+    if importlib.util.find_spec("ray") is None:
+        raise ConfigurationError(MISSING_RAY)
+
+
 def import_ray() -> Any:
-    """``import ray`` with security-minded defaults, or a clear error when Ray is missing."""
-    # No usage statistics are sent anywhere (a user's explicit setting wins).
-    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    """``import ray`` with usage statistics off, or a clear error when Ray is missing."""
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # a user's explicit setting wins
     try:
         import ray
     except ImportError:
-        raise ConfigurationError(
-            "--executor ray needs Ray, an optional extra: pip install -r requirements-ray.txt"
-        ) from None
+        raise ConfigurationError(MISSING_RAY) from None
     return ray
 
 
@@ -90,7 +97,7 @@ def start_local_ray(num_cpus: int | None = None, num_gpus: int | None = None) ->
     without dashboard or usage statistics. Returns the ``ray`` module."""
     # Ray binds its servers to the node's address; the loopback address keeps every port
     # private to this machine. Ray picks it only in its single-machine mode, chosen by this
-    # variable, which it reads when imported.
+    # variable, which it reads when first imported (so Ray is imported here, not before).
     os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
     ray = import_ray()
     ray.init(
@@ -179,7 +186,7 @@ class RayExecutor:
         self._started_here = False
 
     def __enter__(self) -> RayExecutor:
-        import_ray()  # a missing Ray is reported now, before any work
+        check_ray_installed()  # reported now, before any work
         return self
 
     def __exit__(self, *exc_info: Any) -> None:
