@@ -61,9 +61,8 @@ def logged_rows(folder: Path) -> dict[tuple[str, str], dict[str, str]]:
     return rows
 
 
-def ray_task_processes(name: str) -> list[int]:
-    """PIDs of this process's descendants that are Ray workers running the task ``name``
-    (Ray names such a process ``ray::<name>`` while it runs the task)."""
+def our_descendants() -> list[int]:
+    """PIDs of the processes this test process started, directly or not (Ray's among them)."""
     parents = {}
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
@@ -79,7 +78,13 @@ def ray_task_processes(name: str) -> list[int]:
                 return True
         return False
 
-    return [pid for pid in parents if descends_from_us(pid) and _title(pid) == f"ray::{name}"]
+    return [pid for pid in parents if descends_from_us(pid)]
+
+
+def ray_task_processes(name: str) -> list[int]:
+    """PIDs of our Ray workers running the task ``name`` (Ray names such a process
+    ``ray::<name>`` while it runs the task)."""
+    return [pid for pid in our_descendants() if _title(pid) == f"ray::{name}"]
 
 
 def _title(pid: int) -> str:
@@ -87,6 +92,35 @@ def _title(pid: int) -> str:
         return Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0].decode().strip()
     except OSError:
         return ""
+
+
+def listening_addresses(pids: list[int]) -> list[str]:
+    """Local addresses (hex, as in /proc/net/tcp*) of the TCP sockets ``pids`` listen on."""
+    inodes = set()
+    for pid in pids:
+        for descriptor in Path(f"/proc/{pid}/fd").glob("*"):
+            try:
+                target = os.readlink(descriptor)
+            except OSError:
+                continue
+            if target.startswith("socket:["):
+                inodes.add(target[8:-1])
+    addresses = []
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            if fields[3] == "0A" and fields[9] in inodes:  # 0A: LISTEN
+                addresses.append(fields[1].split(":")[0])
+    return addresses
+
+
+def test_the_local_ray_listens_on_loopback_only(local_ray):
+    loopback = {"0100007F",  # 127.0.0.1
+                "0000000000000000FFFF00000100007F",  # ::ffff:127.0.0.1
+                "00000000000000000000000001000000"}  # ::1
+    addresses = listening_addresses(our_descendants() + [os.getpid()])
+    assert len(addresses) >= 3  # at least the GCS, the raylet and this driver's core worker
+    assert set(addresses) <= loopback, addresses
 
 
 def test_ray_logs_the_same_rows_as_local(local_ray, tmp_path, broken_dataset, capsys):

@@ -33,6 +33,7 @@ from utils.errors import ConfigurationError
 
 REPOSITORY_ROOT = Path(__file__).resolve().parents[1]
 # Not shipped to a cluster with the code: outputs, environments, history.
+START_ATTEMPTS = 3  # tries to start a local Ray on a busy machine
 NOT_SHIPPED = [".git", ".venv", "weights", "logs", "figures", "Results", "**/__pycache__",
                "*.weights.h5"]
 
@@ -100,17 +101,25 @@ def start_local_ray(num_cpus: int | None = None, num_gpus: int | None = None) ->
     # variable, which it reads when first imported (so Ray is imported here, not before).
     os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
     ray = import_ray()
-    ray.init(
-        address="local",  # never attach to someone else's instance on this machine
-        num_cpus=num_cpus,
-        num_gpus=num_gpus,
-        include_dashboard=False,
-        _node_ip_address="127.0.0.1",
-        # worker processes find this repository's code wherever the driver was started from
-        runtime_env={"env_vars": {"PYTHONPATH": _python_path()}},
-        log_to_driver=False,  # worker output stays in Ray's session logs; the driver keeps one line
-        logging_level="ERROR",
-    )
+    for attempt in range(1, START_ATTEMPTS + 1):
+        try:
+            ray.init(
+                address="local",  # never attach to someone else's instance on this machine
+                num_cpus=num_cpus,
+                num_gpus=num_gpus,
+                include_dashboard=False,
+                _node_ip_address="127.0.0.1",
+                # worker processes find this repository's code wherever the driver started
+                runtime_env={"env_vars": {"PYTHONPATH": _python_path()}},
+                log_to_driver=False,  # worker output goes to Ray's session logs
+                logging_level="ERROR",
+            )
+            return ray
+        except Exception as error:
+            # Ray gives its node 30 s to register; a machine busy with other work can miss that
+            if "timed out during startup" not in str(error) or attempt == START_ATTEMPTS:
+                raise
+            ray.shutdown()
     return ray
 
 
