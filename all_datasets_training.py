@@ -1,4 +1,4 @@
-"""Train and evaluate the LSTM-FCN family over (dataset, model, cells) triples.
+"""Train and evaluate the LSTM-FCN family over (dataset, model, cells, seed) runs.
 
 Edit the settings below, or override any of them with flags (``--help`` lists them):
 
@@ -7,6 +7,8 @@ Edit the settings below, or override any of them with flags (``--help`` lists th
 Each run writes ``weights/<model>_<cells>_cells_weights/<Dataset>.weights.h5`` (plus a ``.json``
 that says how to rebuild it) and one row of ``logs/<model>_<cells>_cells_results.csv``. Runs that
 are already in the log are skipped, so an interrupted invocation continues where it stopped.
+With ``--executor ray`` the runs train as Ray tasks, on this machine or on a cluster; this
+process still writes every file.
 """
 
 from __future__ import annotations
@@ -16,6 +18,31 @@ import os
 import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's start-up chatter quiet
+
+from utils.experiments import (  # noqa: E402  (no Keras here: --help stays instant)
+    GridConfig,
+    GridProgress,
+    Run,
+    RunOutcome,
+    RunReport,
+    builder_arguments,
+    config_for_workers,
+    executor_for,
+    expand_datasets,
+    failure_report,
+    group_into_packs,
+    in_grid_order,
+    load_dataset_cached,
+    load_saved_weights,
+    lost_pack_reports,
+    prepare_output_folders,
+    record_report,
+    report_run,
+    resume_settings,
+    runs_still_to_do,
+    select_cells,
+)
+from utils.interrupts import raise_if_stop_requested, stop_at_safe_points  # noqa: E402
 
 # ----------------------------------------------------------------------------- settings
 DATASETS = ["GunPoint"]  # names (2018 or 2015 spelling), ids 0..127, "bundled", "all", paths
@@ -36,7 +63,98 @@ DATA_DIR = None  # default: Data/ (or the LSTMFCN_DATA_DIR environment variable)
 WEIGHTS_DIR = "weights"
 LOGS_DIR = "logs"
 SNAPSHOT_MINUTES = 5.0  # how often a run's state is saved, so that a killed run resumes
+# where the runs execute (README, "Many runs at once: Ray")
+EXECUTOR = "local"  # local (one run after another, here) | ray (Ray tasks)
+RAY_ADDRESS = None  # None: a private Ray on this machine; "auto" or "ray://host:10001": a cluster
+CPUS_PER_RUN = 1.0
+GPUS_PER_RUN = 0.0  # fractions share a device: 0.125 puts 8 runs on each GPU
+MAX_RETRIES = 2  # times a run whose worker process died is started again
+PACK = 1  # runs that differ only in their seed, trained in one unit of work (one Ray task)
 # -----------------------------------------------------------------------------
+
+
+def run_grid(config: GridConfig) -> list[RunOutcome]:
+    """Run every (dataset, model, cells, seed) of ``config``; one outcome per run."""
+    config.validate()
+    prepare_output_folders(config)  # half-written files of a killed earlier invocation go
+    datasets = expand_datasets(config.datasets, config.data_dir)
+
+    runs = [Run(dataset, model, cells, seed)
+            for model in config.models
+            for cells in config.cells
+            for dataset in datasets
+            for seed in config.seeds]
+
+    # Runs already in the logs are skipped (or recovered from their saved weights).
+    to_do, outcomes = runs_still_to_do(runs, config)
+    print(f"{len(to_do)} of {len(runs)} runs to do ({config.executor} executor)", flush=True)
+
+    # The executor runs each unit here or as a Ray task; this process writes what comes back.
+    # Ctrl-C stops at a safe point (the end of an epoch, or between two units) with the state
+    # saved, and exits 130; the same command continues.
+    progress = GridProgress(len(to_do))
+    with stop_at_safe_points(), executor_for(config) as executor:
+        for finished in executor.map(run_pack, group_into_packs(to_do, config.pack),
+                                     config_for_workers(config)):
+            reports = finished.result
+            if finished.error is not None:  # its worker died on every try: log, go on
+                reports = lost_pack_reports(finished.unit, finished.error)
+            recorded = [record_report(report, config) for report in reports]
+            outcomes += recorded
+            progress.update(recorded, running=sum(map(len, executor.running_units)))
+            raise_if_stop_requested()  # a safe point between two units
+
+    if config.select_cells and config.mode != "evaluate":
+        select_cells(config, list(dict.fromkeys(run.name for run in runs)))
+    return in_grid_order(outcomes, runs)
+
+
+def run_one(run: Run, config: GridConfig) -> RunReport:
+    """What one run does: load the data, build the model, train it, evaluate it.
+
+    It runs where the executor puts it (here, or in a Ray worker) and returns what the driver
+    logs; it writes no result file itself.
+    """
+    import keras  # imported here, so that --help and flag errors are instant
+
+    from utils import MODEL_BUILDERS, evaluate_model, train_model
+    from utils.training import set_seed
+
+    data = load_dataset_cached(run.dataset, config.data_dir, config.normalize)
+    keras.utils.clear_session(free_memory=True)
+    set_seed(run.seed)  # the same seed gives the same initial weights
+    generate = MODEL_BUILDERS[run.model]  # generate_lstmfcn, generate_alstmfcn, ...
+    model = generate(**builder_arguments(data, run.cells))
+
+    training = test = None  # a step that is skipped (by MODE or commented out) stays None
+    if config.mode != "evaluate":
+        training = train_model(
+            model, data, config.epochs, config.batch_size, protocol=config.protocol,
+            learning_rate=config.learning_rate, class_weight=config.class_weight, seed=run.seed,
+            recalibrate_batchnorm_stats=config.recalibrate_batchnorm,
+            progress=config.progress and run.description,
+            **resume_settings(run, config, data),  # a killed run resumes from its last snapshot
+        )
+    if training is None:  # nothing trained here: evaluate the weights an earlier run saved
+        load_saved_weights(model, run, config)
+    if config.mode != "train":
+        test = evaluate_model(model, data, config.batch_size)
+
+    # Log: the row, and the weights as bytes, go back to the driver, the one writer of files.
+    return report_run(run, config, data, model, training, test)
+
+
+def run_pack(pack: list[Run], config: GridConfig) -> list[RunReport]:
+    """One unit of work for the executor: runs that share dataset, model and cells (one run
+    unless --pack is above 1). They train one after another; one failing does not stop the
+    others."""
+    reports = []
+    for run in pack:
+        try:
+            reports.append(run_one(run, config))
+        except Exception as error:  # logged with its error by the driver; the grid goes on
+            reports.append(failure_report(run, error))
+    return reports
 
 
 def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
@@ -82,15 +200,34 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
                         help="save the state of the run in progress this often; a killed run "
                         "resumes from it (0: after every epoch)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    execution = parser.add_argument_group("where the runs execute")
+    execution.add_argument("--executor", default=EXECUTOR, choices=["local", "ray"],
+                           help="local: one run after another in this process; ray: each run "
+                           "(or pack) is a Ray task")
+    execution.add_argument("--ray-address", default=RAY_ADDRESS,
+                           help="join this Ray cluster (auto, host:port, ray://host:10001); "
+                           "default: start a private Ray on this machine")
+    execution.add_argument("--cpus-per-run", type=float, default=CPUS_PER_RUN,
+                           help="CPUs each Ray task asks for (and TensorFlow threads it uses)")
+    execution.add_argument("--gpus-per-run", type=float, default=GPUS_PER_RUN,
+                           help="GPUs each Ray task asks for; a fraction shares one device")
+    execution.add_argument("--max-retries", type=int, default=MAX_RETRIES,
+                           help="how often a Ray task whose worker process died is run again")
+    execution.add_argument("--shared-filesystem", action=argparse.BooleanOptionalAction,
+                           default=None,
+                           help="the Ray workers see this machine's weights/ at the same path "
+                           "(resume snapshots go there; --mode evaluate works); default: yes "
+                           "for a local Ray, no with --ray-address")
+    execution.add_argument("--pack", type=int, default=PACK,
+                           help="runs that differ only in their seed per unit of work")
     return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
     arguments = parse_arguments(argv)
 
-    # Keras is imported only now, so that --help and flag errors are instant.
     from utils.checkpoints import weights_path
-    from utils.experiments import GridConfig, results_log_path, run_grid, summary_table
+    from utils.experiments import results_log_path, summary_table
 
     # Every flag maps onto the GridConfig field of the same name.
     settings = vars(arguments)
@@ -102,7 +239,7 @@ def main(argv: list[str] | None = None) -> int:
         print("WARNING: protocol test-checkpoint selects weights by TEST accuracy (leaky); "
               "use it only to reproduce the 2017 paper's Table 1.", file=sys.stderr)
 
-    # Train / evaluate every run; failures are logged and the loop goes on.
+    # Train / evaluate every run; failures are logged and the grid goes on.
     outcomes = run_grid(config)
 
     print()

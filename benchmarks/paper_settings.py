@@ -120,8 +120,9 @@ def main() -> int:
     parser.add_argument("--table-only", action="store_true", help="do not train, just tabulate")
     arguments = parser.parse_args()
 
+    from all_datasets_training import run_grid
     from utils.atomic_files import write_text_atomic
-    from utils.experiments import GridConfig, expand_datasets, run_grid, select_cells
+    from utils.experiments import GridConfig, expand_datasets, select_cells
 
     config = GridConfig(
         datasets=arguments.datasets, models=arguments.models, cells=arguments.cells,

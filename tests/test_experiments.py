@@ -6,12 +6,12 @@ import os
 import subprocess
 import sys
 
+from all_datasets_training import run_grid
 from utils.atomic_files import PARTIAL_MARKER, remove_partial_files
 from utils.experiments import (
     GridConfig,
     read_log,
     results_log_path,
-    run_grid,
     select_cells,
     upsert_row,
 )

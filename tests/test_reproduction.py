@@ -133,7 +133,8 @@ def test_critical_difference_svg_has_the_same_bytes_every_time(tmp_path):
 
 def test_loop_option_switches_batchnorm_recalibration_off(tmp_path):
     """The deviation study's switch reaches training: same seed, different inference loss."""
-    from utils.experiments import GridConfig, read_log, run_grid
+    from all_datasets_training import run_grid
+    from utils.experiments import GridConfig, read_log
 
     rows = {}
     for recalibrate in (True, False):

@@ -17,6 +17,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -80,6 +82,28 @@ def save_trained_model(
     The sidecar records the SHA-256 of the weights it describes (``weights_sha256``), so that a
     sidecar and a weights file from two different saves are never taken for a pair.
     """
+    return _save_pair(path, config, overwrite,
+                      lambda temporary: model.save_weights(temporary, overwrite=True))
+
+
+def save_weights_file(
+    path: str | os.PathLike, weights: bytes, config: dict[str, Any], overwrite: bool = False
+) -> Path:
+    """:func:`save_trained_model` for weights that arrive as the bytes of a ``.weights.h5``
+    file (from :func:`model_weights_bytes` in another process or on another machine)."""
+    return _save_pair(path, config, overwrite, lambda temporary: temporary.write_bytes(weights))
+
+
+def model_weights_bytes(model: Any) -> bytes:
+    """The bytes of the ``.weights.h5`` file of ``model`` (what ``save_weights`` writes)."""
+    with tempfile.TemporaryDirectory(prefix="lstmfcn-weights-") as folder:
+        file = Path(folder) / f"model{WEIGHTS_SUFFIX}"
+        model.save_weights(file)
+        return file.read_bytes()
+
+
+def _save_pair(path: str | os.PathLike, config: dict[str, Any], overwrite: bool,
+               write_weights: Callable[[Path], Any]) -> Path:
     path = Path(path)
     if not path.name.endswith(WEIGHTS_SUFFIX):
         raise ConfigurationError(f"weights file {path} must end with {WEIGHTS_SUFFIX}")
@@ -88,7 +112,7 @@ def save_trained_model(
             f"{path} already exists; pass --overwrite (overwrite=True) to replace it"
         )
     with replacing(path, WEIGHTS_SUFFIX) as temporary:
-        model.save_weights(temporary, overwrite=True)
+        write_weights(temporary)
         config = {**config, "weights_sha256": file_sha256(temporary)}
         # the sidecar goes first: weights without a sidecar cannot be rebuilt, while a sidecar
         # without weights is harmless (the next run sees no weights and trains again)

@@ -1,27 +1,39 @@
-"""The experiment grid behind ``all_datasets_training.py``.
+"""The bookkeeping of the experiment grid behind ``all_datasets_training.py``.
 
-One *run* is a (dataset, model, cells, seed, protocol) tuple. For each run the grid loads the
-dataset, builds and trains the model, evaluates it, saves the weights and appends one row to
-``logs/<model>_<cells>_cells_results.csv``. It is built to be interrupted:
+One *run* is a (dataset, model, cells, seed) of the grid, under the grid's protocol. The loop
+script lists the runs, says what one run does and hands the runs to an executor
+(``utils.executors``); this module keeps the books around that loop, so that it can be
+interrupted at any moment and run on many machines:
 
-* a run whose row is already in the log (with an empty ``error``) is skipped;
-* weights and log files are written to a temporary name and renamed, so a kill at any moment
-  leaves either the old file or the new one, never half of one;
-* a run killed after its weights were saved but before its row was written is recovered from
-  the weights and their sidecar on the next start (no retraining, no duplicate row);
-* an existing weights file that does not belong to the run is never overwritten without
+* ``runs_still_to_do``: a run whose row is already in ``logs/<model>_<cells>_cells_results.csv``
+  (with an empty ``error``) is skipped; a run killed after its weights were saved but before its
+  row was written is recovered from the weights' sidecar (no retraining, no duplicate row); an
+  existing weights file that does not belong to the run is never overwritten without
   ``overwrite=True``;
-* a failing run is logged with its error and the grid goes on.
+* ``group_into_packs``: runs that differ only in their seed form one unit of work;
+* ``record_report``: the driver, and only the driver, writes what a run sent back: weights and
+  sidecar, then the log row, each to a temporary name and renamed (a kill leaves the old file
+  or the new one), the log under a lock (several loop processes may share ``logs/``);
+* a failing run is logged with its error and the grid goes on (``failure_report``,
+  ``lost_pack_reports``); ``GridProgress`` prints one overall line.
+
+The helpers a run uses where it trains (``load_dataset_cached``, ``builder_arguments``,
+``resume_settings``, ``load_saved_weights``, ``report_run``) are here too.
 """
 
 from __future__ import annotations
 
 import contextlib
 import csv
+import dataclasses
+import functools
+import hashlib
 import io
 import math
 import os
 import platform
+import sys
+import tempfile
 import time
 import traceback
 import warnings
@@ -29,20 +41,18 @@ from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 import numpy as np
 
 from utils.atomic_files import check_writable_folder, remove_partial_files, write_text_atomic
 from utils.checkpoints import (
-    load_trained_model,
     read_sidecar,
-    save_trained_model,
+    save_weights_file,
     sidecar_describes,
     weights_path,
 )
-from utils.errors import ConfigurationError, DatasetError, LSTMFCNError
-from utils.interrupts import raise_if_stop_requested, stop_at_safe_points
+from utils.errors import ConfigurationError, DatasetError, DatasetNotFoundError, LSTMFCNError
 from utils.training import PROTOCOLS
 
 RUN_KEY = ("dataset", "model", "cells", "seed", "protocol")
@@ -56,6 +66,7 @@ LOG_COLUMNS = (
     "weights_file", "status", "timestamp", "error",
 )
 MODES = ("train", "evaluate", "both")
+EXECUTORS = ("local", "ray")
 NORMALIZATIONS = ("auto", "none", "sample", "dataset")
 
 
@@ -83,6 +94,14 @@ class GridConfig:
     save_predictions: bool = False
     progress: bool = True
     snapshot_minutes: float = 5.0
+    # where the runs execute (utils.executors)
+    executor: str = "local"
+    ray_address: str | None = None
+    cpus_per_run: float = 1.0
+    gpus_per_run: float = 0.0
+    max_retries: int = 2
+    shared_filesystem: bool | None = None  # None: shared unless a --ray-address is given
+    pack: int = 1
 
     def validate(self) -> None:
         from utils.models import MODEL_BUILDERS
@@ -111,6 +130,35 @@ class GridConfig:
             raise ConfigurationError("--epochs and --batch-size must be >= 1")
         if self.select_cells and len(self.cells) < 2:
             raise ConfigurationError("--select-cells needs at least two --cells to choose from")
+        self._validate_execution()
+
+    def _validate_execution(self) -> None:
+        if self.executor not in EXECUTORS:
+            raise ConfigurationError(
+                f"--executor must be one of {', '.join(EXECUTORS)}; got {self.executor!r}"
+            )
+        if self.ray_address and self.executor != "ray":
+            raise ConfigurationError("--ray-address needs --executor ray")
+        if self.cpus_per_run <= 0 or self.gpus_per_run < 0:
+            raise ConfigurationError("--cpus-per-run must be > 0 and --gpus-per-run >= 0")
+        if self.gpus_per_run > 1 and self.gpus_per_run != int(self.gpus_per_run):
+            raise ConfigurationError(  # Ray's rule: a fraction of one device, or whole devices
+                f"--gpus-per-run must be at most 1 or a whole number; got {self.gpus_per_run}"
+            )
+        if self.max_retries < 0 or self.pack < 1:
+            raise ConfigurationError("--max-retries must be >= 0 and --pack >= 1")
+        if self.mode == "evaluate" and not self.filesystem_is_shared():
+            raise ConfigurationError(
+                "--mode evaluate reads the saved weights where it runs: on a cluster it needs "
+                "--shared-filesystem (or run it with --executor local; it takes seconds)"
+            )
+
+    def filesystem_is_shared(self) -> bool:
+        """Whether the workers see this machine's ``weights/`` (always, unless a
+        ``--ray-address`` is given without ``--shared-filesystem``)."""
+        if self.shared_filesystem is None:
+            return self.executor == "local" or not self.ray_address
+        return self.shared_filesystem or self.executor == "local"
 
 
 # --------------------------------------------------------------------------- results logs
@@ -273,7 +321,94 @@ def run_dataset_name(token: str | int, data_dir: str | None = None) -> str:
     return _display_name(expanded[0])
 
 
-# --------------------------------------------------------------------------- one run
+@functools.lru_cache(maxsize=4)
+def load_dataset_cached(token: str, data_dir: str | None, normalize: str) -> Any:
+    """``load_dataset``, once per process: a grid visits each dataset for every model, cell
+    count and seed, and a worker process runs many of those."""
+    from utils.data import load_dataset
+
+    return load_dataset(token, data_dir=data_dir, normalize=normalize)
+
+
+# --------------------------------------------------------------------------- runs
+
+
+@dataclass(frozen=True)
+class Run:
+    """One (dataset, model, cells, seed) of the grid.
+
+    ``dataset`` is the ``--datasets`` entry as expanded (a registry name, or the path of a
+    folder of the user's data); ``name`` is what weights paths and log rows call it.
+    """
+
+    dataset: str
+    model: str
+    cells: int
+    seed: int
+
+    @property
+    def name(self) -> str:
+        return _display_name(self.dataset)
+
+    @property
+    def description(self) -> str:
+        return f"{self.name} {self.model}-{self.cells} seed {self.seed}"
+
+    def key(self, protocol: str) -> tuple[str, ...]:
+        """The run's key in its results log (the ``RUN_KEY`` columns, as strings)."""
+        return (self.name, self.model, str(self.cells), str(self.seed), protocol)
+
+    def weights_file(self, config: GridConfig) -> Path:
+        return weights_path(config.weights_dir, self.model, self.cells, self.name, self.seed,
+                            config.protocol)
+
+
+@dataclass
+class RunReport:
+    """What one run sends back to the driver, which writes it (``record_report``).
+
+    Attributes
+    ----------
+    run : Run
+    status : {"trained", "evaluated", "failed"}
+    row : dict
+        The log row (trained), or the test metrics of saved weights (evaluated).
+    weights : bytes, optional
+        The ``.weights.h5`` file of a trained run, and ``sidecar`` its JSON description.
+    predictions : str, optional
+        The ``--save-predictions`` CSV text.
+    error, details : str
+        ``"Type: message"`` of a failed run, and what to print about it (a traceback for an
+        unexpected error).
+    """
+
+    run: Run
+    status: str
+    row: dict[str, Any] = field(default_factory=dict)
+    weights: bytes | None = field(default=None, repr=False)
+    sidecar: dict[str, Any] | None = field(default=None, repr=False)
+    predictions: str | None = field(default=None, repr=False)
+    error: str = ""
+    details: str = ""
+
+
+@dataclass
+class RunOutcome:
+    """One line of the end-of-grid summary."""
+
+    dataset: str
+    model: str
+    cells: int
+    seed: int
+    status: str  # trained, skipped, recovered, evaluated, failed
+    test_accuracy: float = math.nan
+    logged_accuracy: float = math.nan
+    epochs_run: int = 0
+    seconds: float = 0.0
+    error: str = ""
+
+
+# --------------------------------------------------------------------------- where a run trains
 
 
 def software_versions() -> dict[str, str]:
@@ -297,7 +432,7 @@ def software_versions() -> dict[str, str]:
 
 
 def builder_arguments(data: Any, cells: int) -> dict[str, Any]:
-    """Keyword arguments of ``build_model`` for ``data`` (stored in the weights sidecar)."""
+    """Keyword arguments of the ``generate_*`` builders for ``data`` (stored in the sidecar)."""
     return {
         "max_sequence_length": int(data.X_train.shape[2]),
         "nb_class": int(data.n_classes),
@@ -307,52 +442,92 @@ def builder_arguments(data: Any, cells: int) -> dict[str, Any]:
     }
 
 
-@dataclass
-class RunOutcome:
-    """One line of the end-of-grid summary."""
-
-    dataset: str
-    model: str
-    cells: int
-    seed: int
-    status: str  # trained, skipped, recovered, evaluated, failed
-    test_accuracy: float = math.nan
-    logged_accuracy: float = math.nan
-    epochs_run: int = 0
-    seconds: float = 0.0
-    error: str = ""
+def saved_run_settings(run: Run, config: GridConfig, data: Any) -> dict[str, Any]:
+    """Everything that makes a saved run the run ``run`` of ``config`` (stored in the weights'
+    sidecar; a resume snapshot or saved weights with other settings are not this run's)."""
+    settings = {
+        "model": run.model, "builder": builder_arguments(data, run.cells), "dataset": run.name,
+        "normalize": data.normalize, "protocol": config.protocol, "seed": run.seed,
+        "epochs": config.epochs, "batch_size": config.batch_size,
+        "learning_rate": config.learning_rate, "class_weight": config.class_weight,
+    }
+    if not config.recalibrate_batchnorm:  # sidecars written before this option mean True
+        settings["recalibrate_batchnorm"] = False
+    return settings
 
 
-class DatasetCache:
-    """Load each dataset once per invocation (the grid visits it for every model and cell)."""
-
-    def __init__(self, data_dir: str | None, normalize: str):
-        self.data_dir, self.normalize = data_dir, normalize
-        self._cache: dict[str, Any] = {}
-
-    def get(self, token: str) -> Any:
-        if token not in self._cache:
-            from utils.data import load_dataset
-
-            self._cache[token] = load_dataset(token, data_dir=self.data_dir,
-                                              normalize=self.normalize)
-        return self._cache[token]
+def dataset_stem(weights_file: Path) -> str:
+    """``GunPoint`` for ``.../GunPoint.weights.h5`` (seed and protocol suffixes included)."""
+    return weights_file.name.removesuffix(".weights.h5")
 
 
-def _sidecar_matches(path: Path, config: dict[str, Any], expected: dict[str, Any]) -> bool:
-    """The saved run at ``path`` is exactly the run ``expected`` describes, and complete."""
-    return (all(config.get(key) == value for key, value in expected.items()) and "row" in config
-            and sidecar_describes(path, config))
+def resume_settings(run: Run, config: GridConfig, data: Any) -> dict[str, Any]:
+    """``train_model`` arguments that let a killed run resume from its last snapshot.
+
+    Snapshots live beside the weights when the filesystem is shared (a retried task resumes on
+    any machine), else in this machine's temporary folder (a retry here resumes).
+    """
+    weights_file = Path(run.weights_file(config)).absolute()
+    folder = weights_file.with_name(f".{dataset_stem(weights_file)}.resume")
+    if not config.filesystem_is_shared():
+        digest = hashlib.sha256(str(weights_file).encode()).hexdigest()[:16]
+        folder = Path(tempfile.gettempdir()) / "lstmfcn-resume" / digest
+    return {"snapshot_dir": folder, "snapshot_seconds": 60.0 * config.snapshot_minutes,
+            "snapshot_fingerprint": saved_run_settings(run, config, data)}
 
 
-def _row_base(config: GridConfig, data: Any, dataset: str, model_name: str, cells: int,
-              seed: int) -> dict[str, Any]:
+def load_saved_weights(model: Any, run: Run, config: GridConfig) -> None:
+    """Load the weights an earlier invocation saved for ``run`` into ``model``."""
+    path = run.weights_file(config)
+    if not path.exists():
+        raise DatasetNotFoundError(
+            f"no trained weights at {path}; train them first (--mode both or train)"
+        )
+    model.load_weights(path)
+
+
+def report_run(run: Run, config: GridConfig, data: Any, model: Any, training: Any,
+               test: Any) -> RunReport:
+    """Pack up what a run produced for the driver: the log row, the weights as bytes and their
+    sidecar when it trained (``training`` is not None), the test metrics when it evaluated."""
+    from utils.checkpoints import model_weights_bytes
+    from utils.training import evaluate_model, predictions_csv
+
+    predictions = None
+    if test is not None and config.save_predictions:
+        predictions = predictions_csv(data, data.y_test, test)
+    if training is None:
+        return RunReport(run, "evaluated", test.as_row(), predictions=predictions)
+
+    train = evaluate_model(model, data, config.batch_size, split="train")
+    row = {
+        **_row_base(config, data, run),
+        "epochs_run": training.epochs_run,
+        "best_epoch": training.best_epoch,
+        "best_train_loss": training.best_train_loss,
+        "train_loss": train.loss,
+        "train_accuracy": train.accuracy,
+        **(test.as_row() if test is not None else {}),
+        "train_seconds": round(training.train_seconds, 3),
+        "seconds_per_epoch": round(training.train_seconds / max(training.epochs_run, 1), 5),
+        "n_params": model.count_params(),
+        "status": "trained",
+        "timestamp": datetime.now(UTC).isoformat(timespec="seconds"),
+        "error": "",
+    }
+    sidecar = {**saved_run_settings(run, config, data), "classes": [str(c) for c in data.classes],
+               "row": row, "history": training.history}
+    return RunReport(run, "trained", row, weights=model_weights_bytes(model), sidecar=sidecar,
+                     predictions=predictions)
+
+
+def _row_base(config: GridConfig, data: Any, run: Run) -> dict[str, Any]:
     return {
         "dataset_id": "" if getattr(data, "dataset_id", None) is None else data.dataset_id,
-        "dataset": dataset,
-        "model": model_name,
-        "cells": cells,
-        "seed": seed,
+        "dataset": run.name,
+        "model": run.model,
+        "cells": run.cells,
+        "seed": run.seed,
         "protocol": config.protocol,
         "leaky": config.protocol == "test-checkpoint",
         "normalize": data.normalize,  # what was applied ("auto" resolved)
@@ -365,129 +540,52 @@ def _row_base(config: GridConfig, data: Any, dataset: str, model_name: str, cell
     }
 
 
-def dataset_stem(weights_file: Path) -> str:
-    """``GunPoint`` for ``.../GunPoint.weights.h5`` (seed and protocol suffixes included)."""
-    return weights_file.name.removesuffix(".weights.h5")
+def failure_report(run: Run, error: BaseException) -> RunReport:
+    """The report of a run that raised ``error`` (call it inside the ``except`` block)."""
+    details = str(error) if isinstance(error, LSTMFCNError) else traceback.format_exc(limit=3)
+    return RunReport(run, "failed", error=f"{type(error).__name__}: {error}", details=details)
 
 
-def train_one(config: GridConfig, data: Any, dataset: str, model_name: str, cells: int,
-              seed: int, description: str) -> tuple[dict[str, Any], RunOutcome]:
-    """Train, evaluate and save one run; returns its log row and summary line."""
-    import keras
-
-    from utils.models import build_model
-    from utils.training import evaluate_model, set_seed, train_model
-
-    path = weights_path(config.weights_dir, model_name, cells, dataset, seed, config.protocol)
-    builder = builder_arguments(data, cells)
-    expected = {
-        "model": model_name, "builder": builder, "dataset": dataset,
-        "normalize": data.normalize, "protocol": config.protocol, "seed": seed,
-        "epochs": config.epochs, "batch_size": config.batch_size,
-        "learning_rate": config.learning_rate, "class_weight": config.class_weight,
-    }
-    if not config.recalibrate_batchnorm:  # sidecars written before this option mean True
-        expected["recalibrate_batchnorm"] = False
-    if path.exists() and not config.overwrite:
-        saved = read_sidecar(path)
-        if not sidecar_describes(path, saved):
-            raise ConfigurationError(
-                f"{path} does not match the SHA-256 its sidecar records: the weights file is "
-                "damaged, or it or its sidecar was replaced by one of other settings; move them "
-                "away or pass --overwrite"
-            )
-        if not _sidecar_matches(path, saved, expected):
-            raise ConfigurationError(
-                f"{path} already exists and was trained with other settings; pass --overwrite "
-                "to replace it, or move it away"
-            )
-        # killed between saving the weights and writing the row: recover, do not retrain
-        model, _ = load_trained_model(path)
-        test = evaluate_model(model, data, config.batch_size)
-        row = {**saved["row"], **test.as_row(), "status": "recovered"}
-        return row, RunOutcome(dataset, model_name, cells, seed, "recovered",
-                               test.accuracy, epochs_run=int(row.get("epochs_run") or 0))
-
-    keras.utils.clear_session(free_memory=True)
-    set_seed(seed)
-    model = build_model(model_name, **builder)
-    result = train_model(
-        model, data, config.epochs, config.batch_size, protocol=config.protocol,
-        learning_rate=config.learning_rate, class_weight=config.class_weight, seed=seed,
-        recalibrate_batchnorm_stats=config.recalibrate_batchnorm,
-        progress=description if config.progress else False,
-        # a killed run resumes from its last snapshot instead of epoch 0
-        snapshot_dir=path.with_name(f".{dataset_stem(path)}.resume"),
-        snapshot_seconds=60.0 * config.snapshot_minutes,
-        snapshot_fingerprint=expected,
-    )
-    train = evaluate_model(model, data, config.batch_size, split="train")
-    test_metrics: dict[str, Any] = {}
-    test_accuracy = math.nan
-    if config.mode == "both":
-        test = evaluate_model(model, data, config.batch_size,
-                              predictions_path=predictions_path(config, dataset, model_name,
-                                                                cells, seed))
-        test_metrics, test_accuracy = test.as_row(), test.accuracy
-
-    row = {
-        **_row_base(config, data, dataset, model_name, cells, seed),
-        "epochs_run": result.epochs_run,
-        "best_epoch": result.best_epoch,
-        "best_train_loss": result.best_train_loss,
-        "train_loss": train.loss,
-        "train_accuracy": train.accuracy,
-        **test_metrics,
-        "train_seconds": round(result.train_seconds, 3),
-        "seconds_per_epoch": round(result.train_seconds / max(result.epochs_run, 1), 5),
-        "n_params": model.count_params(),
-        # relative to the weights folder, so that logs and sidecars move between machines
-        "weights_file": path.relative_to(config.weights_dir).as_posix(),
-        "status": "trained",
-        "timestamp": datetime.now(UTC).isoformat(timespec="seconds"),
-        "error": "",
-    }
-    sidecar = {**expected, "classes": [str(c) for c in data.classes], "row": row,
-               "history": result.history}
-    save_trained_model(model, path, sidecar, overwrite=config.overwrite)
-    return row, RunOutcome(dataset, model_name, cells, seed, "trained", test_accuracy,
-                           epochs_run=result.epochs_run, seconds=result.train_seconds)
+def lost_pack_reports(pack: Sequence[Run], error: BaseException) -> list[RunReport]:
+    """Failure reports for every run of a unit whose task was lost (its worker died on every
+    try), so that each is logged with the error and the grid goes on."""
+    return [RunReport(run, "failed", error=f"{type(error).__name__}: {error}", details=str(error))
+            for run in pack]
 
 
-def predictions_path(config: GridConfig, dataset: str, model_name: str, cells: int,
-                     seed: int) -> Path | None:
-    """Where ``--save-predictions`` writes per-case predictions (None when not asked)."""
-    if not config.save_predictions:
-        return None
-    folder = Path(config.logs_dir) / "predictions" / f"{model_name}_{cells}_cells"
-    return folder / f"{dataset}_{config.protocol}_seed{seed}.csv"
+def config_for_workers(config: GridConfig) -> GridConfig:
+    """The settings sent with each unit. Outside this process: folders as absolute paths (a
+    worker's working folder may differ from the driver's), and no per-run progress bars
+    (several workers' bars would interleave; the driver prints one overall line)."""
+    if config.executor == "local":
+        return config
+    absolute = {name: str(Path(getattr(config, name)).absolute())
+                for name in ("weights_dir", "logs_dir") if config.filesystem_is_shared()}
+    if config.data_dir:
+        absolute["data_dir"] = str(Path(config.data_dir).absolute())
+    return dataclasses.replace(config, **absolute, progress=False)
 
 
-def evaluate_one(config: GridConfig, data: Any, dataset: str, model_name: str, cells: int,
-                 seed: int) -> RunOutcome:
-    """Re-evaluate saved weights and compare with the logged accuracy.
+# --------------------------------------------------------------------------- the driver's books
 
-    A logged row is never changed, except that a row written by ``--mode train`` (no test
-    metrics yet) gets them filled in.
-    """
-    from utils.training import evaluate_model
 
-    path = weights_path(config.weights_dir, model_name, cells, dataset, seed, config.protocol)
-    model, _ = load_trained_model(path)
-    test = evaluate_model(model, data, config.batch_size,
-                          predictions_path=predictions_path(config, dataset, model_name, cells,
-                                                            seed))
-    logged = completed_rows(config.logs_dir, model_name, cells).get(
-        (dataset, model_name, str(cells), str(seed), config.protocol)
-    )
-    logged_accuracy = math.nan
-    if logged and logged.get("test_accuracy"):
-        logged_accuracy = float(logged["test_accuracy"])
-    elif logged:
-        upsert_row(results_log_path(config.logs_dir, model_name, cells),
-                   {**logged, **test.as_row()})
-    return RunOutcome(dataset, model_name, cells, seed, "evaluated", test.accuracy,
-                      logged_accuracy=logged_accuracy)
+def prepare_output_folders(config: GridConfig) -> None:
+    """Refuse, before any training, output folders this process cannot write to; then remove
+    the half-written files that killed writers left in ``weights/`` and ``logs/``."""
+    if config.mode != "evaluate":
+        check_writable_folder(config.weights_dir, "--weights-dir")
+    check_writable_folder(config.logs_dir, "--logs-dir")
+    for folder in (config.weights_dir, config.logs_dir):
+        remove_partial_files(folder)
+
+
+def executor_for(config: GridConfig) -> Any:
+    """The executor ``config`` asks for (``utils.executors``), to use in a ``with``."""
+    from utils.executors import make_executor
+
+    return make_executor(config.executor, ray_address=config.ray_address,
+                         cpus_per_unit=config.cpus_per_run, gpus_per_unit=config.gpus_per_run,
+                         max_retries=config.max_retries)
 
 
 def check_logged_settings(row: dict[str, str], config: GridConfig, log_path: Path,
@@ -516,23 +614,189 @@ def check_logged_settings(row: dict[str, str], config: GridConfig, log_path: Pat
         )
 
 
-def applied_normalization(config: GridConfig, cache: DatasetCache, dataset_token: str) -> str:
-    """The normalisation a run of ``dataset_token`` applies: ``config.normalize``, or for
-    ``"auto"`` the mode the loader resolved from the dataset's channel count."""
+def applied_normalization(config: GridConfig, run: Run) -> str:
+    """The normalisation ``run`` applies: ``config.normalize``, or for ``"auto"`` the mode the
+    loader resolved from the dataset's channel count."""
     if config.normalize != "auto":
         return config.normalize
-    return cache.get(dataset_token).normalize
+    return load_dataset_cached(run.dataset, config.data_dir, config.normalize).normalize
 
 
-def _failure_row(config: GridConfig, dataset: str, model_name: str, cells: int, seed: int,
-                 error: BaseException) -> dict[str, Any]:
-    return {
-        "dataset": dataset, "model": model_name, "cells": cells, "seed": seed,
-        "protocol": config.protocol, "leaky": config.protocol == "test-checkpoint",
-        "normalize": config.normalize, "epochs": config.epochs, "status": "failed",
-        "timestamp": datetime.now(UTC).isoformat(timespec="seconds"),
-        "error": f"{type(error).__name__}: {error}".replace("\n", " "),
-    }
+def _sidecar_matches(path: Path, config: dict[str, Any], expected: dict[str, Any]) -> bool:
+    """The saved run at ``path`` is exactly the run ``expected`` describes, and complete."""
+    return (all(config.get(key) == value for key, value in expected.items()) and "row" in config
+            and sidecar_describes(path, config))
+
+
+def recover_saved_run(run: Run, config: GridConfig) -> RunOutcome:
+    """Log the row of a run that was killed after its weights were saved but before its row was
+    written (the row is in the weights' sidecar): no retraining, no duplicate row. Weights that
+    belong to another run raise ``ConfigurationError``: they are never overwritten silently."""
+    path = run.weights_file(config)
+    saved = read_sidecar(path)
+    if not sidecar_describes(path, saved):
+        raise ConfigurationError(
+            f"{path} does not match the SHA-256 its sidecar records: the weights file is "
+            "damaged, or it or its sidecar was replaced by one of other settings; move them "
+            "away or pass --overwrite"
+        )
+    data = load_dataset_cached(run.dataset, config.data_dir, config.normalize)
+    if not _sidecar_matches(path, saved, saved_run_settings(run, config, data)):
+        raise ConfigurationError(
+            f"{path} already exists and was trained with other settings; pass --overwrite "
+            "to replace it, or move it away"
+        )
+    row = {**saved["row"], "status": "recovered"}
+    upsert_row(results_log_path(config.logs_dir, run.model, run.cells), row)
+    return RunOutcome(run.name, run.model, run.cells, run.seed, "recovered",
+                      float(row.get("test_accuracy") or "nan"),
+                      epochs_run=int(row.get("epochs_run") or 0))
+
+
+def runs_still_to_do(runs: Sequence[Run], config: GridConfig
+                     ) -> tuple[list[Run], list[RunOutcome]]:
+    """Split ``runs`` into those to run now and the outcomes of those already settled: a run
+    with a finished row is skipped, a run with saved weights but no row is recovered, a run
+    whose weights or row were made with other settings fails (without ``--overwrite``).
+    ``--mode evaluate`` evaluates every run."""
+    if config.mode == "evaluate":
+        return list(runs), []
+    to_do, settled = [], []
+    for run in runs:
+        log_path = results_log_path(config.logs_dir, run.model, run.cells)
+        try:
+            done = completed_rows(config.logs_dir, run.model, run.cells).get(
+                run.key(config.protocol))
+            if config.overwrite:
+                to_do.append(run)
+            elif done:
+                check_logged_settings(done, config, log_path, applied_normalization(config, run))
+                settled.append(RunOutcome(run.name, run.model, run.cells, run.seed, "skipped",
+                                          float(done["test_accuracy"] or "nan"),
+                                          epochs_run=int(done.get("epochs_run") or 0)))
+            elif run.weights_file(config).exists():
+                settled.append(recover_saved_run(run, config))
+            else:
+                to_do.append(run)
+        except Exception as error:  # one unusable run must not end the grid
+            settled.append(record_report(failure_report(run, error), config))
+    return to_do, settled
+
+
+def group_into_packs(runs: Sequence[Run], pack_size: int = 1) -> list[list[Run]]:
+    """Units of work for the executor: runs that share dataset, model and cells (and so differ
+    only in their seed), at most ``pack_size`` per unit, in the order of ``runs``."""
+    packs: list[list[Run]] = []
+    open_pack: dict[tuple[str, str, int], list[Run]] = {}
+    for run in runs:
+        group = (run.dataset, run.model, run.cells)
+        pack = open_pack.get(group)
+        if pack is None or len(pack) >= pack_size:
+            pack = open_pack[group] = []
+            packs.append(pack)
+        pack.append(run)
+    return packs
+
+
+def record_report(report: RunReport, config: GridConfig) -> RunOutcome:
+    """Write what a run sent back and return its summary line. Only the driver calls this:
+    weights and sidecar first, then the log row (see the module docstring)."""
+    run = report.run
+    log_path = results_log_path(config.logs_dir, run.model, run.cells)
+    try:
+        if report.status == "failed":
+            return _record_failure(report, config)
+        if report.predictions is not None:
+            write_text_atomic(predictions_path(config, run), report.predictions)
+        if report.status == "evaluated":
+            return _record_evaluation(report, config)
+        path = run.weights_file(config)
+        # relative to the weights folder, so that logs and sidecars move between machines
+        row = {**report.row, "weights_file": path.relative_to(config.weights_dir).as_posix()}
+        save_weights_file(path, report.weights, {**report.sidecar, "row": row},
+                          overwrite=config.overwrite)
+        upsert_row(log_path, row)
+    except Exception as error:  # e.g. another process saved these weights meanwhile
+        return _record_failure(failure_report(run, error), config)
+    return RunOutcome(run.name, run.model, run.cells, run.seed, "trained",
+                      float(row.get("test_accuracy", math.nan)),
+                      epochs_run=int(row["epochs_run"]), seconds=float(row["train_seconds"]))
+
+
+def _record_evaluation(report: RunReport, config: GridConfig) -> RunOutcome:
+    """Compare re-evaluated saved weights with the logged accuracy. A logged row is never
+    changed, except that a row of ``--mode train`` (no test metrics yet) gets them."""
+    run = report.run
+    logged = completed_rows(config.logs_dir, run.model, run.cells).get(run.key(config.protocol))
+    logged_accuracy = math.nan
+    if logged and logged.get("test_accuracy"):
+        logged_accuracy = float(logged["test_accuracy"])
+    elif logged:
+        upsert_row(results_log_path(config.logs_dir, run.model, run.cells),
+                   {**logged, **report.row})
+    return RunOutcome(run.name, run.model, run.cells, run.seed, "evaluated",
+                      float(report.row["test_accuracy"]), logged_accuracy=logged_accuracy)
+
+
+def _record_failure(report: RunReport, config: GridConfig) -> RunOutcome:
+    run = report.run
+    print(f"{run.description}: FAILED: {report.details or report.error}", flush=True)
+    log_failure(config, results_log_path(config.logs_dir, run.model, run.cells),
+                run.key(config.protocol), {
+                    "dataset": run.name, "model": run.model, "cells": run.cells,
+                    "seed": run.seed, "protocol": config.protocol,
+                    "leaky": config.protocol == "test-checkpoint",
+                    "normalize": config.normalize, "epochs": config.epochs, "status": "failed",
+                    "timestamp": datetime.now(UTC).isoformat(timespec="seconds"),
+                    "error": report.error.replace("\n", " "),
+                })
+    return RunOutcome(run.name, run.model, run.cells, run.seed, "failed", error=report.error)
+
+
+def predictions_path(config: GridConfig, run: Run) -> Path | None:
+    """Where ``--save-predictions`` writes per-case predictions (None when not asked)."""
+    if not config.save_predictions:
+        return None
+    folder = Path(config.logs_dir) / "predictions" / f"{run.model}_{run.cells}_cells"
+    return folder / f"{run.name}_{config.protocol}_seed{run.seed}.csv"
+
+
+def in_grid_order(outcomes: Iterable[RunOutcome], runs: Sequence[Run]) -> list[RunOutcome]:
+    """``outcomes`` (finished in any order) in the order of the grid's ``runs``."""
+    position = {(r.name, r.model, r.cells, r.seed): i for i, r in enumerate(runs)}
+    return sorted(outcomes, key=lambda o: position.get((o.dataset, o.model, o.cells, o.seed), 0))
+
+
+class GridProgress:
+    """The driver's one overall line: runs done / running / failed, and the time left."""
+
+    def __init__(self, total: int, stream: TextIO | None = None) -> None:
+        self.total, self.done, self.failed = total, 0, 0
+        self.stream = stream
+        self.started = time.monotonic()
+
+    def update(self, outcomes: Iterable[RunOutcome], running: int) -> str:
+        """Count newly finished runs and print the line (returned too)."""
+        for outcome in outcomes:
+            if outcome.status == "failed":
+                self.failed += 1
+            else:
+                self.done += 1
+        elapsed = time.monotonic() - self.started
+        finished = self.done + self.failed
+        left = elapsed / finished * (self.total - finished) if finished else math.nan
+        line = (f"grid: {self.done}/{self.total} done, {running} running, {self.failed} failed,"
+                f" {_duration(elapsed)} elapsed, ETA {_duration(left)}")
+        print(line, file=self.stream or sys.stdout, flush=True)
+        return line
+
+
+def _duration(seconds: float) -> str:
+    if not math.isfinite(seconds):
+        return "?"
+    minutes, seconds = divmod(round(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{seconds:02d}s"
 
 
 def log_failure(config: GridConfig, log_path: Path, key: tuple[str, ...],
@@ -578,73 +842,6 @@ def select_cells(config: GridConfig, datasets: Iterable[str]) -> list[dict[str, 
     return chosen_rows
 
 
-# --------------------------------------------------------------------------- the grid
-
-
-def run_grid(config: GridConfig) -> list[RunOutcome]:
-    """Run every (dataset, model, cells, seed) of ``config`` and return one outcome per run."""
-    config.validate()
-    datasets = expand_datasets(config.datasets, config.data_dir)
-    check_output_folders(config)
-    for folder in (config.weights_dir, config.logs_dir):  # leftovers of a killed earlier run
-        remove_partial_files(folder)
-    cache = DatasetCache(config.data_dir, config.normalize)
-    runs = [(d, m, c, s) for m in config.models for c in config.cells for d in datasets
-            for s in config.seeds]
-    with stop_at_safe_points():  # Ctrl-C: save the run's state, exit 130, resume on restart
-        return _run_all(config, runs, datasets, cache)
-
-
-def check_output_folders(config: GridConfig) -> None:
-    """Refuse, before any training, output folders this process cannot write to."""
-    if config.mode != "evaluate":
-        check_writable_folder(config.weights_dir, "--weights-dir")
-    check_writable_folder(config.logs_dir, "--logs-dir")
-
-
-def _run_all(config: GridConfig, runs: list[tuple[str, str, int, int]], datasets: list[str],
-             cache: DatasetCache) -> list[RunOutcome]:
-    outcomes: list[RunOutcome] = []
-    for index, (dataset_token, model_name, cells, seed) in enumerate(runs, start=1):
-        raise_if_stop_requested()  # a safe point between two runs
-        dataset = _display_name(dataset_token)
-        description = f"[{index}/{len(runs)}] {dataset} {model_name}-{cells} seed {seed}"
-        log_path = results_log_path(config.logs_dir, model_name, cells)
-        key = (dataset, model_name, str(cells), str(seed), config.protocol)  # as in RUN_KEY
-        started = time.perf_counter()
-        try:
-            if config.mode == "evaluate":
-                outcomes.append(evaluate_one(config, cache.get(dataset_token), dataset,
-                                             model_name, cells, seed))
-                continue
-            done = completed_rows(config.logs_dir, model_name, cells).get(key)
-            if done and not config.overwrite:
-                check_logged_settings(done, config, log_path,
-                                      applied_normalization(config, cache, dataset_token))
-                outcome = RunOutcome(dataset, model_name, cells, seed, "skipped",
-                                     float(done["test_accuracy"] or "nan"),
-                                     epochs_run=int(done.get("epochs_run") or 0))
-            else:
-                row, outcome = train_one(config, cache.get(dataset_token), dataset,
-                                         model_name, cells, seed, description)
-                upsert_row(log_path, row)
-            outcomes.append(outcome)
-        except Exception as error:  # one failing run must not end the grid
-            if isinstance(error, LSTMFCNError):
-                message = str(error)
-            else:
-                message = traceback.format_exc(limit=3)
-            print(f"{description}: FAILED: {message}", flush=True)
-            log_failure(config, log_path, key, _failure_row(config, dataset, model_name, cells,
-                                                            seed, error))
-            outcomes.append(RunOutcome(dataset, model_name, cells, seed, "failed",
-                                       seconds=time.perf_counter() - started,
-                                       error=f"{type(error).__name__}: {error}"))
-    if config.select_cells and config.mode != "evaluate":
-        select_cells(config, [_display_name(d) for d in datasets])
-    return outcomes
-
-
 def summary_table(outcomes: Sequence[RunOutcome]) -> str:
     """The end-of-grid summary as aligned text."""
     import pandas as pd
@@ -660,6 +857,7 @@ def summary_table(outcomes: Sequence[RunOutcome]) -> str:
 
 
 __all__ = [
-    "GridConfig", "RunOutcome", "run_grid", "summary_table", "select_cells", "expand_datasets",
-    "run_dataset_name", "results_log_path", "read_log", "upsert_row",
+    "GridConfig", "Run", "RunReport", "RunOutcome", "summary_table", "select_cells",
+    "expand_datasets", "run_dataset_name", "results_log_path", "read_log", "upsert_row",
+    "runs_still_to_do", "group_into_packs", "record_report", "GridProgress",
 ]

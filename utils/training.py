@@ -587,9 +587,15 @@ def evaluate_model(
 def write_predictions(path: str | os.PathLike, data: Any, y_true: np.ndarray,
                       result: EvaluationResult) -> None:
     """Per-case predictions and probabilities as CSV (original label names), atomically."""
-    import pandas as pd
-
     from utils.atomic_files import write_text_atomic
+
+    write_text_atomic(path, predictions_csv(data, y_true, result))
+
+
+def predictions_csv(data: Any, y_true: np.ndarray, result: EvaluationResult) -> str:
+    """The text of :func:`write_predictions`' file: one row per case (index, true and predicted
+    label in the original label names, one probability column per class)."""
+    import pandas as pd
 
     classes = [str(label) for label in data.classes]
     frame = pd.DataFrame(
@@ -601,4 +607,4 @@ def write_predictions(path: str | os.PathLike, data: Any, y_true: np.ndarray,
     )
     for k, label in enumerate(classes):
         frame[f"p_{label}"] = result.probabilities[:, k]
-    write_text_atomic(path, frame.to_csv(index=False))
+    return frame.to_csv(index=False)
