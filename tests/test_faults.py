@@ -22,11 +22,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from all_datasets_training import run_grid
 from benchmarks.faults import grid_command, run_campaign
 from utils import build_model, load_dataset, train_model
 from utils.checkpoints import load_trained_model
 from utils.errors import ConfigurationError
-from utils.experiments import GridConfig, read_log, results_log_path, run_grid
+from utils.experiments import GridConfig, read_log, results_log_path
 from utils.resume import STATE_FILE
 from utils.training import set_seed
 
