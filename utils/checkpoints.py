@@ -162,6 +162,16 @@ def read_sidecar(path: str | os.PathLike) -> dict[str, Any]:
     return config
 
 
+def check_weights_intact(path: str | os.PathLike, config: dict[str, Any]) -> None:
+    """Raise ``ConfigurationError`` when the weights at ``path`` are not the ones their sidecar
+    ``config`` records (a damaged or replaced file); sidecars without a hash are trusted."""
+    if "weights_sha256" in config and not sidecar_describes(path, config):
+        raise ConfigurationError(
+            f"{path} does not match the SHA-256 its sidecar {sidecar_path(path)} records: the "
+            "weights file is damaged, or one of the two was replaced; retrain with --overwrite"
+        )
+
+
 def load_trained_model(path: str | os.PathLike) -> tuple[Any, dict[str, Any]]:
     """Rebuild the model described by the sidecar of ``path`` and load its weights.
 
@@ -175,11 +185,7 @@ def load_trained_model(path: str | os.PathLike) -> tuple[Any, dict[str, Any]]:
     from utils.models import build_model  # Keras is only needed once a model is rebuilt
 
     config = read_sidecar(path)
-    if "weights_sha256" in config and not sidecar_describes(path, config):
-        raise ConfigurationError(
-            f"{path} does not match the SHA-256 its sidecar {sidecar_path(path)} records: the "
-            "weights file is damaged, or one of the two was replaced; retrain with --overwrite"
-        )
+    check_weights_intact(path, config)
     try:
         model = build_model(config["model"], **config["builder"])
         model.load_weights(path)

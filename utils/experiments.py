@@ -47,6 +47,7 @@ import numpy as np
 
 from utils.atomic_files import check_writable_folder, remove_partial_files, write_text_atomic
 from utils.checkpoints import (
+    check_weights_intact,
     read_sidecar,
     save_weights_file,
     sidecar_describes,
@@ -483,7 +484,13 @@ def load_saved_weights(model: Any, run: Run, config: GridConfig) -> None:
         raise DatasetNotFoundError(
             f"no trained weights at {path}; train them first (--mode both or train)"
         )
-    model.load_weights(path)
+    check_weights_intact(path, read_sidecar(path))  # a damaged file is named, not half-read
+    try:
+        model.load_weights(path)
+    except (OSError, ValueError) as error:
+        raise ConfigurationError(
+            f"{path}: cannot load the weights ({type(error).__name__}: {error})"[:800]
+        ) from error
 
 
 def report_run(run: Run, config: GridConfig, data: Any, model: Any, training: Any,
