@@ -117,8 +117,8 @@ def main() -> int:
         "workers",
         "",
         f"Medians of {arguments.repeats} alternating invocations of all_datasets_training.py "
-        "(fresh process and folders each); machine shared with other work while measured, so "
-        "compare the ratios.",
+        "(fresh process and folders each) on this machine "
+        f"({os.cpu_count()} CPUs); compare the ratios, which come from one invocation.",
         "",
         "| | median wall s | all (s) |",
         "|---|---|---|",

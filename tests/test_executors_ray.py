@@ -209,3 +209,60 @@ def test_runs_that_differ_only_in_seed_share_a_pack():
         [("GunPoint", 64, 0), ("GunPoint", 64, 1)], [("GunPoint", 64, 2)],
     ]
     assert [len(pack) for pack in group_into_packs(runs)] == [1] * len(runs)
+
+
+def test_the_script_ray_listens_on_loopback_stops_on_ctrl_c_and_a_restart_continues(tmp_path):
+    """The user's path: the loop script starts its own Ray (no Ray imported before), listens on
+    loopback only, stops cleanly on Ctrl-C with no Ray process left, and a second start trains
+    only what is missing, so every row is there exactly once."""
+    command = [sys.executable, str(ROOT / "all_datasets_training.py"), "--executor", "ray",
+               "--cpus-per-run", "1", *grid_flags(tmp_path, epochs=30)]
+    script = subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True)
+
+    def script_family() -> list[int]:
+        family = [pid for pid in our_descendants() if pid != script.pid]
+        return [script.pid] + [pid for pid in family if _descends(pid, script.pid)]
+
+    try:
+        deadline = time.monotonic() + 300
+        while not any(_title(pid) == "ray::run_pack" for pid in script_family()):
+            assert script.poll() is None, script.communicate()
+            assert time.monotonic() < deadline, "no Ray task started"
+            time.sleep(0.2)
+        loopback = {"0100007F", "0000000000000000FFFF00000100007F",
+                    "00000000000000000000000001000000"}
+        addresses = listening_addresses(script_family())
+        assert len(addresses) >= 3 and set(addresses) <= loopback, addresses
+        family = script_family()
+        script.send_signal(signal.SIGINT)
+        _, stderr = script.communicate(timeout=120)
+    finally:
+        if script.poll() is None:
+            script.kill()
+    assert script.returncode == 130, stderr
+    assert "interrupted" in stderr
+    time.sleep(2)  # Ray's processes exit after the driver
+    assert [pid for pid in family if Path(f"/proc/{pid}").exists()
+            and _title(pid).startswith(("ray::", "/"))] == []
+    assert list(tmp_path.rglob(".*partial-*")) == []
+    first = logged_rows(tmp_path)
+    assert len(first) < len(DATASETS) * len(MODELS)  # stopped before the end
+
+    restart = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=900)
+    assert restart.returncode == 0, restart.stderr
+    rows = logged_rows(tmp_path)  # fails on a duplicate row
+    assert sorted(rows) == sorted((d, m) for d in DATASETS for m in MODELS)
+    assert all(rows[key] == row for key, row in first.items())  # finished rows kept as they were
+    assert f"{len(DATASETS) * len(MODELS) - len(first)} of" in restart.stdout
+
+
+def _descends(pid: int, ancestor: int) -> bool:
+    while pid > 1:
+        try:
+            pid = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+        except OSError:
+            return False
+        if pid == ancestor:
+            return True
+    return False

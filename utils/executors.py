@@ -24,6 +24,7 @@ import contextlib
 import importlib.util
 import math
 import os
+import sys
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -83,9 +84,21 @@ def check_ray_installed() -> None:
         raise ConfigurationError(MISSING_RAY)
 
 
-def import_ray() -> Any:
-    """``import ray`` with usage statistics off, or a clear error when Ray is missing."""
+def import_ray(single_machine: bool = False) -> Any:
+    """``import ray`` with usage statistics off, or a clear error when Ray is missing.
+
+    ``single_machine``: Ray binds its servers to the node's address, and only its
+    single-machine mode picks the loopback address, which keeps every port private to this
+    machine. Ray reads the variable that chooses that mode once, when it is first imported, so
+    a private Ray must ask for it here, before anything imports Ray.
+    """
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # a user's explicit setting wins
+    if single_machine:
+        if "ray" in sys.modules and os.environ.get("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER") != "0":
+            raise ConfigurationError(
+                "Ray was imported before the private Ray could be set to listen on loopback "
+                "only; start it before importing ray, or pass --ray-address")
+        os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
     try:
         import ray
     except ImportError:
@@ -96,11 +109,7 @@ def import_ray() -> Any:
 def start_local_ray(num_cpus: int | None = None, num_gpus: int | None = None) -> Any:
     """Start a private Ray instance on this machine that listens on the loopback interface only,
     without dashboard or usage statistics. Returns the ``ray`` module."""
-    # Ray binds its servers to the node's address; the loopback address keeps every port
-    # private to this machine. Ray picks it only in its single-machine mode, chosen by this
-    # variable, which it reads when first imported (so Ray is imported here, not before).
-    os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
-    ray = import_ray()
+    ray = import_ray(single_machine=True)
     for attempt in range(1, START_ATTEMPTS + 1):
         try:
             ray.init(
@@ -208,7 +217,7 @@ class RayExecutor:
     def _connect(self) -> Any:
         """Ray, started or joined on first use (a grid with nothing to do starts nothing)."""
         if self._ray is None:
-            ray = import_ray()
+            ray = import_ray(single_machine=self.address is None and "ray" not in sys.modules)
             if ray.is_initialized():  # e.g. a notebook or a test that started Ray already
                 self._ray = ray
             elif self.address is None:
