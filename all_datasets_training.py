@@ -35,6 +35,7 @@ from utils.experiments import (  # noqa: E402  (no Keras here: --help stays inst
     load_dataset_cached,
     load_saved_weights,
     lost_pack_reports,
+    pack_resume_settings,
     prepare_output_folders,
     record_report,
     report_run,
@@ -63,13 +64,16 @@ DATA_DIR = None  # default: Data/ (or the LSTMFCN_DATA_DIR environment variable)
 WEIGHTS_DIR = "weights"
 LOGS_DIR = "logs"
 SNAPSHOT_MINUTES = 5.0  # how often a run's state is saved, so that a killed run resumes
+ENGINE = "auto"  # fit (model.fit) | xla (compiled JAX epochs, same results) | auto (xla on JAX)
+PRECISION = "float32"  # float32 | mixed_bfloat16 (engine xla on a GPU only)
 # where the runs execute (README, "Many runs at once: Ray")
 EXECUTOR = "local"  # local (one run after another, here) | ray (Ray tasks)
 RAY_ADDRESS = None  # None: a private Ray on this machine; "auto" or "ray://host:10001": a cluster
 CPUS_PER_RUN = 1.0
 GPUS_PER_RUN = 0.0  # fractions share a device: 0.125 puts 8 runs on each GPU
 MAX_RETRIES = 2  # times a run whose worker process died is started again
-PACK = 1  # runs that differ only in their seed, trained in one unit of work (one Ray task)
+PACK = None  # runs that differ only in their seed per unit of work (one Ray task); the xla
+#             engine trains them together. None: 8 on the xla engine, else 1
 # -----------------------------------------------------------------------------
 
 
@@ -94,7 +98,7 @@ def run_grid(config: GridConfig) -> list[RunOutcome]:
     # saved, and exits 130; the same command continues.
     progress = GridProgress(len(to_do))
     with stop_at_safe_points(), executor_for(config) as executor:
-        for finished in executor.map(run_pack, group_into_packs(to_do, config.pack),
+        for finished in executor.map(run_pack, group_into_packs(to_do, config.pack_size()),
                                      config_for_workers(config)):
             reports = finished.result
             if finished.error is not None:  # its worker died on every try: log, go on
@@ -118,13 +122,15 @@ def run_one(run: Run, config: GridConfig) -> RunReport:
     import keras  # imported here, so that --help and flag errors are instant
 
     from utils import MODEL_BUILDERS, evaluate_model, train_model
+    from utils.engine_xla import dtype_policy_scope
     from utils.training import set_seed
 
     data = load_dataset_cached(run.dataset, config.data_dir, config.normalize)
     keras.utils.clear_session(free_memory=True)
     set_seed(run.seed)  # the same seed gives the same initial weights
     generate = MODEL_BUILDERS[run.model]  # generate_lstmfcn, generate_alstmfcn, ...
-    model = generate(**builder_arguments(data, run.cells))
+    with dtype_policy_scope(config.precision):  # float32 unless --precision says otherwise
+        model = generate(**builder_arguments(data, run.cells))
 
     training = test = None  # a step that is skipped (by MODE or commented out) stays None
     if config.mode != "evaluate":
@@ -132,7 +138,8 @@ def run_one(run: Run, config: GridConfig) -> RunReport:
             model, data, config.epochs, config.batch_size, protocol=config.protocol,
             learning_rate=config.learning_rate, class_weight=config.class_weight, seed=run.seed,
             recalibrate_batchnorm_stats=config.recalibrate_batchnorm,
-            progress=config.progress and run.description,
+            progress=config.progress and run.description, engine=config.engine,
+            precision=config.precision,
             **resume_settings(run, config, data),  # a killed run resumes from its last snapshot
         )
     if training is None:  # nothing trained here: evaluate the weights an earlier run saved
@@ -145,15 +152,54 @@ def run_one(run: Run, config: GridConfig) -> RunReport:
 
 
 def run_pack(pack: list[Run], config: GridConfig) -> list[RunReport]:
-    """One unit of work for the executor: runs that share dataset, model and cells (one run
-    unless --pack is above 1). They train one after another; one failing does not stop the
-    others."""
+    """One unit of work for the executor: runs that share dataset, model and cells and differ
+    in their seed (one run unless packed). The xla engine trains them together; otherwise they
+    train one after another, and one failing does not stop the others."""
+    if len(pack) > 1 and config.mode != "evaluate" and config.resolved_engine() == "xla":
+        try:
+            return run_together(pack, config)
+        except Exception as error:  # each run is logged with the pack's error
+            return [failure_report(run, error) for run in pack]
     reports = []
     for run in pack:
         try:
             reports.append(run_one(run, config))
         except Exception as error:  # logged with its error by the driver; the grid goes on
             reports.append(failure_report(run, error))
+    return reports
+
+
+def run_together(pack: list[Run], config: GridConfig) -> list[RunReport]:
+    """``run_one`` for the seeds of a pack at once: one model per seed, trained side by side by
+    the xla engine (each with its own weights, batches, dropout and schedule), then each
+    evaluated and reported as ``run_one`` would."""
+    import keras
+
+    from utils import MODEL_BUILDERS, evaluate_model
+    from utils.engine_xla import dtype_policy_scope
+    from utils.training import set_seed, train_packed
+
+    data = load_dataset_cached(pack[0].dataset, config.data_dir, config.normalize)
+    keras.utils.clear_session(free_memory=True)
+    models = []
+    for run in pack:
+        set_seed(run.seed)
+        with dtype_policy_scope(config.precision):
+            models.append(MODEL_BUILDERS[run.model](**builder_arguments(data, run.cells)))
+
+    trainings = train_packed(
+        models, data, [run.seed for run in pack], config.epochs, config.batch_size,
+        protocol=config.protocol, learning_rate=config.learning_rate,
+        class_weight=config.class_weight,
+        recalibrate_batchnorm_stats=config.recalibrate_batchnorm,
+        progress=config.progress and f"{pack[0].description} x{len(pack)} seeds",
+        engine="xla", precision=config.precision,
+        **pack_resume_settings(pack, config, data),  # a killed pack resumes from its snapshot
+    )
+    reports = []
+    for run, model, training in zip(pack, models, trainings, strict=True):
+        test = evaluate_model(model, data, config.batch_size) if config.mode != "train" else None
+        reports.append(report_run(run, config, data, model, training, test))
     return reports
 
 
@@ -200,6 +246,13 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
                         help="save the state of the run in progress this often; a killed run "
                         "resumes from it (0: after every epoch)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    parser.add_argument("--engine", default=ENGINE, choices=["auto", "fit", "xla"],
+                        help="fit: model.fit; xla: compiled JAX epochs (KERAS_BACKEND=jax), "
+                        "the same batches and results, no Python work per batch; auto: xla on "
+                        "the JAX backend")
+    parser.add_argument("--precision", default=PRECISION,
+                        choices=["float32", "mixed_bfloat16"],
+                        help="mixed_bfloat16: engine xla on a GPU only")
     execution = parser.add_argument_group("where the runs execute")
     execution.add_argument("--executor", default=EXECUTOR, choices=["local", "ray"],
                            help="local: one run after another in this process; ray: each run "
@@ -219,7 +272,8 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
                            "(resume snapshots go there; --mode evaluate works); default: yes "
                            "for a local Ray, no with --ray-address")
     execution.add_argument("--pack", type=int, default=PACK,
-                           help="runs that differ only in their seed per unit of work")
+                           help="runs that differ only in their seed per unit of work, trained "
+                           "together by the xla engine (default: 8 on xla, else 1)")
     return parser.parse_args(argv)
 
 

@@ -87,6 +87,10 @@ class LSTMFCNClassifier(ClassifierMixin, BaseEstimator):
         Seeds the weights, shuffling and dropout (None: not seeded).
     verbose : bool, default False
         Show a progress bar while fitting.
+    engine : {"auto", "fit", "xla"}, default "auto"
+        The training engine (``utils.training.train_model``): ``xla`` runs compiled JAX
+        epochs with the same batches and results as ``fit``; ``auto`` picks it on the JAX
+        backend.
 
     Attributes
     ----------
@@ -117,7 +121,7 @@ class LSTMFCNClassifier(ClassifierMixin, BaseEstimator):
                  batch_size: int = 128, protocol: str = "train-loss",
                  learning_rate: float = 1e-3, normalize: str = "auto",
                  class_weight: str | dict | None = None, random_state: Any = 0,
-                 verbose: bool = False):
+                 verbose: bool = False, engine: str = "auto"):
         self.model = model
         self.num_cells = num_cells
         self.epochs = epochs
@@ -128,6 +132,7 @@ class LSTMFCNClassifier(ClassifierMixin, BaseEstimator):
         self.class_weight = class_weight
         self.random_state = random_state
         self.verbose = verbose
+        self.engine = engine
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -251,7 +256,7 @@ class LSTMFCNClassifier(ClassifierMixin, BaseEstimator):
         self.training_result_ = train_model(
             self.model_, data, self.epochs, self.batch_size, protocol=self.protocol,
             learning_rate=self.learning_rate, class_weight=self._class_weights(labels),
-            seed=seed, progress=bool(self.verbose))
+            seed=seed, progress=bool(self.verbose), engine=self.engine)
         return self
 
     def predict_proba(self, X: Any) -> np.ndarray:

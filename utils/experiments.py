@@ -64,9 +64,10 @@ LOG_COLUMNS = (
     "test_accuracy", "test_loss", "test_balanced_accuracy", "test_macro_f1", "train_seconds",
     "seconds_per_epoch", "n_params", "batch_size", "learning_rate", "class_weight",
     "backend", "keras_version", "backend_version", "numpy_version", "python_version",
-    "weights_file", "status", "timestamp", "error",
+    "weights_file", "status", "timestamp", "error", "engine", "pack_size",
 )
 MODES = ("train", "evaluate", "both")
+DEFAULT_XLA_PACK = 8  # seeds trained together by the xla engine unless --pack says otherwise
 EXECUTORS = ("local", "ray")
 NORMALIZATIONS = ("auto", "none", "sample", "dataset")
 
@@ -95,6 +96,8 @@ class GridConfig:
     save_predictions: bool = False
     progress: bool = True
     snapshot_minutes: float = 5.0
+    engine: str = "auto"  # fit | xla | auto (utils.engine_xla)
+    precision: str = "float32"
     # where the runs execute (utils.executors)
     executor: str = "local"
     ray_address: str | None = None
@@ -102,7 +105,7 @@ class GridConfig:
     gpus_per_run: float = 0.0
     max_retries: int = 2
     shared_filesystem: bool | None = None  # None: shared unless a --ray-address is given
-    pack: int = 1
+    pack: int | None = None  # None: 8 when the engine is xla (trained together), else 1
 
     def validate(self) -> None:
         from utils.models import MODEL_BUILDERS
@@ -129,6 +132,12 @@ class GridConfig:
             raise ConfigurationError(f"--cells must be positive integers; got {self.cells}")
         if self.epochs < 1 or self.batch_size < 1:
             raise ConfigurationError("--epochs and --batch-size must be >= 1")
+        from utils.engine_xla import ENGINES, PRECISIONS
+
+        if self.engine not in ENGINES or self.precision not in PRECISIONS:
+            raise ConfigurationError(
+                f"--engine must be one of {', '.join(ENGINES)} and --precision one of "
+                f"{', '.join(PRECISIONS)}; got {self.engine!r}, {self.precision!r}")
         if self.select_cells and len(self.cells) < 2:
             raise ConfigurationError("--select-cells needs at least two --cells to choose from")
         self._validate_execution()
@@ -146,13 +155,26 @@ class GridConfig:
             raise ConfigurationError(  # Ray's rule: a fraction of one device, or whole devices
                 f"--gpus-per-run must be at most 1 or a whole number; got {self.gpus_per_run}"
             )
-        if self.max_retries < 0 or self.pack < 1:
+        if self.max_retries < 0 or (self.pack is not None and self.pack < 1):
             raise ConfigurationError("--max-retries must be >= 0 and --pack >= 1")
         if self.mode == "evaluate" and not self.filesystem_is_shared():
             raise ConfigurationError(
                 "--mode evaluate reads the saved weights where it runs: on a cluster it needs "
                 "--shared-filesystem (or run it with --executor local; it takes seconds)"
             )
+
+    def resolved_engine(self) -> str:
+        """``fit`` or ``xla`` for this process's Keras backend (``--engine auto`` resolved)."""
+        from utils.engine_xla import resolve_engine
+
+        return resolve_engine(self.engine)
+
+    def pack_size(self) -> int:
+        """Runs per unit of work: ``--pack``, or by default 8 seeds trained together when the
+        engine is xla and 1 otherwise (on fit a pack trains one run after another)."""
+        if self.pack is not None:
+            return self.pack
+        return DEFAULT_XLA_PACK if self.resolved_engine() == "xla" else 1
 
     def filesystem_is_shared(self) -> bool:
         """Whether the workers see this machine's ``weights/`` (always, unless a
@@ -477,6 +499,19 @@ def resume_settings(run: Run, config: GridConfig, data: Any) -> dict[str, Any]:
             "snapshot_fingerprint": saved_run_settings(run, config, data)}
 
 
+def pack_resume_settings(pack: Sequence[Run], config: GridConfig, data: Any) -> dict[str, Any]:
+    """``train_packed`` arguments that let a killed pack resume from its last snapshot: one
+    folder for the pack, named by its seeds, where its first run's would be."""
+    settings = resume_settings(pack[0], config, data)
+    folder = settings["snapshot_dir"]
+    seeds = "-".join(str(run.seed) for run in pack)
+    settings["snapshot_dir"] = folder.with_name(
+        f"{folder.name.removesuffix('.resume')}.pack-{seeds}.resume")
+    settings["snapshot_fingerprint"] = {**settings["snapshot_fingerprint"],
+                                        "seeds": [run.seed for run in pack]}
+    return settings
+
+
 def load_saved_weights(model: Any, run: Run, config: GridConfig) -> None:
     """Load the weights an earlier invocation saved for ``run`` into ``model``."""
     path = run.weights_file(config)
@@ -518,6 +553,8 @@ def report_run(run: Run, config: GridConfig, data: Any, model: Any, training: An
         "train_seconds": round(training.train_seconds, 3),
         "seconds_per_epoch": round(training.train_seconds / max(training.epochs_run, 1), 5),
         "n_params": model.count_params(),
+        "engine": training.engine,
+        "pack_size": training.pack_size,
         "status": "trained",
         "timestamp": datetime.now(UTC).isoformat(timespec="seconds"),
         "error": "",

@@ -66,12 +66,14 @@ class EpochBatches(keras.utils.PyDataset):
     batch_size : int
     seed : int
         Shuffling seed (the run's seed).
+    shuffle : bool, default True
+        False: the cases in their stored order every epoch (comparisons of engines only).
     """
 
-    def __init__(self, x: Any, y: np.ndarray, batch_size: int, seed: int):
+    def __init__(self, x: Any, y: np.ndarray, batch_size: int, seed: int, shuffle: bool = True):
         super().__init__()
         self.x, self.y = x, np.asarray(y)
-        self.batch_size, self.seed = int(batch_size), int(seed)
+        self.batch_size, self.seed, self.shuffle = int(batch_size), int(seed), shuffle
         self.epoch = 0
         self._order: tuple[int, np.ndarray] | None = None
 
@@ -80,7 +82,9 @@ class EpochBatches(keras.utils.PyDataset):
 
     def __getitem__(self, index: int) -> tuple[Any, np.ndarray]:
         if self._order is None or self._order[0] != self.epoch:
-            self._order = (self.epoch, epoch_order(self.seed, self.epoch, len(self.y)))
+            order = (epoch_order(self.seed, self.epoch, len(self.y)) if self.shuffle
+                     else np.arange(len(self.y)))
+            self._order = (self.epoch, order)
         rows = self._order[1][index * self.batch_size : (index + 1) * self.batch_size]
         if isinstance(self.x, dict):
             inputs = {name: np.asarray(values)[rows] for name, values in self.x.items()}

@@ -67,9 +67,17 @@ class TrainingResult:
         Training loss (epoch mean in training mode, as Keras logs it) at ``best_epoch``.
     train_seconds : float
         Wall-clock time of the fit, BatchNorm recalibration included; for a resumed run, the
-        time of every process that worked on it (up to each one's last snapshot).
+        time of every process that worked on it (up to each one's last snapshot); for a run
+        packed with others by the ``xla`` engine, its share (the pack's time / ``pack_size``).
     history : dict
         Per-epoch logs (``loss``, ``accuracy``, ``learning_rate``, ``val_*`` when validating).
+    engine : str
+        ``"fit"`` (``model.fit``) or ``"xla"`` (``utils.engine_xla``).
+    pack_size : int
+        Runs trained together by the ``xla`` engine (1 unless packed).
+    compile_seconds : float
+        ``xla`` engine: time of the first call (compilation plus one epoch), within
+        ``train_seconds``.
     """
 
     protocol: str
@@ -81,6 +89,9 @@ class TrainingResult:
     best_train_loss: float
     train_seconds: float
     history: dict[str, list[float]] = field(repr=False, default_factory=dict)
+    engine: str = "fit"
+    pack_size: int = 1
+    compile_seconds: float = 0.0
 
 
 @dataclass
@@ -328,6 +339,42 @@ def make_progress_callback(total_epochs: int, description: str, stream: Any = No
     return Progress()
 
 
+def _check_settings(protocol: str, class_weight: Any, epochs: int, batch_size: int) -> None:
+    if protocol not in PROTOCOLS:
+        raise ConfigurationError(
+            f"protocol must be one of {', '.join(PROTOCOLS)}; got {protocol!r}"
+        )
+    if not isinstance(class_weight, dict) and class_weight not in CLASS_WEIGHT_CHOICES:
+        raise ConfigurationError(f"class_weight must be none or balanced; got {class_weight!r}")
+    if epochs < 1 or batch_size < 1:
+        raise ConfigurationError(f"epochs and batch_size must be >= 1; got {epochs}, {batch_size}")
+
+
+def _protocol_setup(model: Any, data: Any, protocol: str, seed: int | None,
+                    validation_fraction: float, lr_patience: int,
+                    early_stopping_patience: int | None) -> tuple:
+    """(fit indices, monitored (inputs, labels) or None, monitor, mode, early-stop patience)."""
+    from utils.models import model_inputs
+
+    fit_index = np.arange(len(data.y_train))
+    validation_data = None
+    if protocol == "validation":
+        fit_index, held_out = validation_split(data.y_train, validation_fraction, seed or 0)
+        validation_data = (
+            model_inputs(model, data.X_train[held_out], data.lengths_train[held_out]),
+            data.y_train[held_out],
+        )
+        monitor, mode = "val_loss", "min"
+        if early_stopping_patience is None:
+            early_stopping_patience = 3 * lr_patience
+    elif protocol == "test-checkpoint":
+        validation_data = (model_inputs(model, data.X_test, data.lengths_test), data.y_test)
+        monitor, mode = "val_accuracy", "max"
+    else:
+        monitor, mode = "loss", "min"
+    return fit_index, validation_data, monitor, mode, early_stopping_patience
+
+
 def train_model(
     model: Any,
     dataset: Any,
@@ -353,6 +400,9 @@ def train_model(
     snapshot_seconds: float = 300.0,
     snapshot_fingerprint: dict[str, Any] | None = None,
     verbose: int = 0,
+    engine: str = "auto",
+    shuffle: bool = True,
+    precision: str = "float32",
 ) -> TrainingResult:
     """Fit ``model`` on ``dataset`` under a named protocol and keep its best weights.
 
@@ -396,44 +446,51 @@ def train_model(
         (``utils.resume``). The folder is removed when training ends.
     verbose : int, default 0
         Keras' own per-epoch output (off: the progress bar replaces it).
+    engine : {"auto", "fit", "xla"}, default "auto"
+        ``"fit"``: ``model.fit`` with the protocol's callbacks. ``"xla"``: the compiled JAX
+        engine (``utils.engine_xla``; JAX backend only, no extra ``callbacks``): the same
+        protocol, the same case orders, no Python work per batch. ``"auto"``: ``xla`` on the
+        JAX backend when no ``callbacks`` are given, else ``fit``.
+    shuffle : bool, default True
+        Shuffle the training cases every epoch (False only for comparisons of engines).
+    precision : {"float32", "mixed_bfloat16"}, default "float32"
+        ``mixed_bfloat16`` needs engine ``xla`` on a GPU and a model built under that dtype
+        policy (``utils.engine_xla.dtype_policy_scope``); it is refused on CPU.
 
     Returns
     -------
     TrainingResult
         The model keeps the best weights (and recalibrated BatchNorm statistics) on return.
     """
-    if protocol not in PROTOCOLS:
-        raise ConfigurationError(
-            f"protocol must be one of {', '.join(PROTOCOLS)}; got {protocol!r}"
-        )
-    if not isinstance(class_weight, dict) and class_weight not in CLASS_WEIGHT_CHOICES:
-        raise ConfigurationError(f"class_weight must be none or balanced; got {class_weight!r}")
-    if epochs < 1 or batch_size < 1:
-        raise ConfigurationError(f"epochs and batch_size must be >= 1; got {epochs}, {batch_size}")
-
+    _check_settings(protocol, class_weight, epochs, batch_size)
+    from utils.engine_xla import check_precision, resolve_engine
     from utils.models import model_inputs
+
+    engine = resolve_engine("fit" if engine == "auto" and callbacks else engine)
+    check_precision(precision, engine)
+    if engine == "xla":
+        if callbacks:
+            raise ConfigurationError(
+                "keras callbacks run only with engine 'fit' (the xla engine has no per-epoch "
+                "Python hook); pass engine='fit'")
+        return train_packed(
+            [model], dataset, [seed], epochs, batch_size, protocol=protocol,
+            learning_rate=learning_rate, class_weight=class_weight,
+            normalize_timeseries=normalize_timeseries, data_dir=data_dir,
+            validation_fraction=validation_fraction, lr_factor=lr_factor,
+            lr_patience=lr_patience, min_learning_rate=min_learning_rate,
+            early_stopping_patience=early_stopping_patience,
+            recalibrate_batchnorm_stats=recalibrate_batchnorm_stats, progress=progress,
+            snapshot_dir=snapshot_dir, snapshot_seconds=snapshot_seconds,
+            snapshot_fingerprint=snapshot_fingerprint, engine="xla", shuffle=shuffle,
+            precision=precision)[0]
 
     data = _resolve_dataset(dataset, normalize_timeseries, data_dir)
     if seed is not None:
         set_seed(seed)
 
-    fit_index = np.arange(len(data.y_train))
-    validation_data = None
-    if protocol == "validation":
-        fit_index, held_out = validation_split(data.y_train, validation_fraction, seed or 0)
-        validation_data = (
-            model_inputs(model, data.X_train[held_out], data.lengths_train[held_out]),
-            data.y_train[held_out],
-        )
-        monitor, mode = "val_loss", "min"
-        if early_stopping_patience is None:
-            early_stopping_patience = 3 * lr_patience
-    elif protocol == "test-checkpoint":
-        validation_data = (model_inputs(model, data.X_test, data.lengths_test), data.y_test)
-        monitor, mode = "val_accuracy", "max"
-    else:
-        monitor, mode = "loss", "min"
-
+    fit_index, validation_data, monitor, mode, early_stopping_patience = _protocol_setup(
+        model, data, protocol, seed, validation_fraction, lr_patience, early_stopping_patience)
     x_fit = model_inputs(model, data.X_train[fit_index], data.lengths_train[fit_index])
     y_fit = data.y_train[fit_index]
     steps_per_epoch = math.ceil(len(y_fit) / batch_size)
@@ -474,7 +531,7 @@ def train_model(
     start = time.perf_counter()
     # shuffled by (seed, epoch) alone, so that a resumed run sees the batches of an
     # uninterrupted one (utils.resume.EpochBatches)
-    batches = EpochBatches(x_fit, y_fit, batch_size, shuffle_seed(seed))
+    batches = EpochBatches(x_fit, y_fit, batch_size, shuffle_seed(seed), shuffle=shuffle)
     history = model.fit(
         batches,
         epochs=epochs,
@@ -511,6 +568,151 @@ def train_model(
         train_seconds=seconds,
         history=logs,
     )
+
+
+def train_packed(
+    models: list[Any],
+    dataset: Any,
+    seeds: list[int | None],
+    epochs: int = 2000,
+    batch_size: int = 128,
+    *,
+    protocol: str = "train-loss",
+    learning_rate: float = 1e-3,
+    class_weight: str | dict[int, float] | None = None,
+    normalize_timeseries: Any = None,
+    data_dir: str | os.PathLike | None = None,
+    validation_fraction: float = 0.2,
+    lr_factor: float = LR_FACTOR,
+    lr_patience: int = LR_PATIENCE,
+    min_learning_rate: float = MIN_LEARNING_RATE,
+    early_stopping_patience: int | None = None,
+    recalibrate_batchnorm_stats: bool = True,
+    progress: bool | str = False,
+    snapshot_dir: str | os.PathLike | None = None,
+    snapshot_seconds: float = 300.0,
+    snapshot_fingerprint: dict[str, Any] | None = None,
+    engine: str = "auto",
+    shuffle: bool = True,
+    precision: str = "float32",
+    chunk_epochs: int | None = None,
+) -> list[TrainingResult]:
+    """Train several runs of one architecture on one dataset (e.g. the seeds of a
+    (dataset, model, cells)) and return one ``TrainingResult`` per run, in order.
+
+    With engine ``xla`` the K runs are trained together by ``utils.engine_xla`` (on CPU: one
+    thread per core; on a GPU: one vectorised program). Each keeps its own weights, optimiser
+    state, case orders, dropout stream, learning-rate schedule and best checkpoint, and gets
+    what ``train_model(engine="xla")`` gives it alone. With engine ``fit`` the runs are trained
+    one after the other with ``train_model``.
+
+    Parameters
+    ----------
+    models : list of keras.Model
+        One per run, built with its seed (``set_seed(seed)`` before ``build_model``), all of
+        one architecture and input shape.
+    dataset : utils.data.Dataset or str or int
+        As in ``train_model``.
+    seeds : list of int
+        One per model: the case orders and the ``validation`` hold-out of that run.
+    snapshot_dir : path-like, optional
+        One folder for the whole pack (``fit``: one subfolder per run); a killed pack resumes
+        from it when started again with the same runs and settings.
+    chunk_epochs : int, optional
+        ``xla``: epochs per host call (default: grown to about two seconds per call).
+
+    The other parameters are ``train_model``'s.
+    """
+    _check_settings(protocol, class_weight, epochs, batch_size)
+    if len(models) != len(seeds) or not models:
+        raise ConfigurationError(
+            f"train_packed needs one seed per model; got {len(models)} models, {len(seeds)} seeds")
+    from utils.engine_xla import RunData, check_precision, fit_packed, resolve_engine
+    from utils.models import model_inputs
+
+    engine = resolve_engine(engine)
+    check_precision(precision, engine)
+    data = _resolve_dataset(dataset, normalize_timeseries, data_dir)
+    common = dict(
+        protocol=protocol, learning_rate=learning_rate, class_weight=class_weight,
+        validation_fraction=validation_fraction, lr_factor=lr_factor, lr_patience=lr_patience,
+        min_learning_rate=min_learning_rate, early_stopping_patience=early_stopping_patience,
+        recalibrate_batchnorm_stats=recalibrate_batchnorm_stats,
+        snapshot_seconds=snapshot_seconds, snapshot_fingerprint=snapshot_fingerprint,
+        shuffle=shuffle, precision=precision,
+    )
+    if engine == "fit":
+        return [
+            train_model(model, data, epochs, batch_size, seed=seed, engine="fit",
+                        progress=f"{progress} seed {seed}" if isinstance(progress, str)
+                        else progress,
+                        snapshot_dir=None if snapshot_dir is None
+                        else Path(snapshot_dir) / f"seed{seed}", **common)
+            for model, seed in zip(models, seeds, strict=True)
+        ]
+
+    start = time.perf_counter()
+    runs, fit_inputs, inputs_by_index = [], [], {}
+    for model, seed in zip(models, seeds, strict=True):
+        fit_index, monitored, monitor, mode, patience = _protocol_setup(
+            model, data, protocol, seed, validation_fraction, lr_patience,
+            early_stopping_patience)
+        signature = fit_index.tobytes()
+        if signature not in inputs_by_index:  # one copy of the arrays when the runs share it
+            inputs_by_index[signature] = (
+                model_inputs(model, data.X_train[fit_index], data.lengths_train[fit_index]),
+                data.y_train[fit_index], monitored)
+        x_fit, y_fit, monitored = inputs_by_index[signature]
+        weights = class_weights(y_fit, data.n_classes, class_weight)
+        runs.append(RunData(
+            x_fit=x_fit, y_fit=y_fit,
+            sample_weight=None if weights is None
+            else np.asarray([weights[int(k)] for k in y_fit], dtype=np.float32),
+            x_monitor=None if monitored is None else monitored[0],
+            y_monitor=None if monitored is None else monitored[1]))
+        fit_inputs.append(x_fit)
+        compile_model(model, learning_rate)
+        first = (slice(0, 1),)
+        model._symbolic_build(data_batch=(
+            x_fit[first] if not isinstance(x_fit, dict)
+            else {name: value[first] for name, value in x_fit.items()},
+            y_fit[:1]))
+    fingerprint = None
+    if snapshot_dir is not None:
+        fingerprint = {
+            **(snapshot_fingerprint or {}), "protocol": protocol, "batch_size": batch_size,
+            "learning_rate": learning_rate, "class_weight": class_weight,
+            "validation_fraction": validation_fraction,
+            "lr": [lr_factor, lr_patience, min_learning_rate], "n_fit": len(runs[0].y_fit),
+            "model": [models[0].name, models[0].count_params()],
+        }
+    histories, summaries, compile_seconds = fit_packed(
+        models, runs, [shuffle_seed(seed) for seed in seeds], epochs=epochs,
+        batch_size=batch_size, monitor=monitor, mode=mode, learning_rate=learning_rate,
+        lr_factor=lr_factor, lr_patience=lr_patience, min_learning_rate=min_learning_rate,
+        early_stopping_patience=patience, shuffle=shuffle, progress=progress,
+        snapshot_dir=snapshot_dir, snapshot_seconds=snapshot_seconds,
+        snapshot_fingerprint=fingerprint, chunk_epochs=chunk_epochs,
+    )
+    for model, x_fit, summary in zip(models, fit_inputs, summaries, strict=True):
+        if summary["best_epoch"] == 0:
+            raise ConfigurationError(
+                f"training on {getattr(data, 'name', 'the dataset')} produced no finite "
+                f"{monitor}; try a lower learning rate"
+            )
+        if recalibrate_batchnorm_stats:
+            recalibrate_batchnorm(model, x_fit, batch_size)
+    seconds = time.perf_counter() - start
+    return [
+        TrainingResult(
+            protocol=protocol, leaky=protocol in LEAKY_PROTOCOLS, monitor=monitor,
+            epochs_run=len(history["loss"]), best_epoch=summary["best_epoch"],
+            best_monitor=summary["best"], best_train_loss=summary["best_loss"],
+            train_seconds=seconds / len(models), history=history, engine="xla",
+            pack_size=len(models), compile_seconds=compile_seconds,
+        )
+        for history, summary in zip(histories, summaries, strict=True)
+    ]
 
 
 def predict_proba(model: Any, X: np.ndarray, lengths: np.ndarray | None = None,
