@@ -120,7 +120,7 @@ def worker(kind: str, name: str, data_dir: str | None, epochs: int, warmup: int,
 
             def on_train_end(self, logs=None):
                 starts.append(time.perf_counter())
-                times.extend(b - a for a, b in zip(starts, starts[1:]))
+                times.extend(b - a for a, b in zip(starts, starts[1:], strict=False))
 
         if kind == "fit":
             train_model(model_for(0), data, epochs + warmup, BATCH_SIZE, engine="fit",
@@ -201,6 +201,8 @@ def main() -> int:
     parser.add_argument("--epochs", type=int, default=EPOCHS)
     parser.add_argument("--warmup", type=int, default=WARMUP)
     parser.add_argument("--pack", type=int, default=PACK)
+    parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "throughput_cpu.md"),
+                        help="markdown table of this invocation (written atomically)")
     parser.add_argument("--worker", nargs=2, metavar=("KIND", "DATASET"), help=argparse.SUPPRESS)
     arguments = parser.parse_args()
     if arguments.epochs < 5:
@@ -235,15 +237,30 @@ def main() -> int:
                   f"eff {row['efficiency']:.0%} of {row['gemm_gflops']:.0f} GFLOP/s"
                   + (f"  compile {row['compile_seconds']:.1f} s" if row["compile_seconds"]
                      else ""), flush=True)
+    lines = [
+        f"# Training throughput, LSTM-FCN 8 cells ({time.strftime('%Y-%m-%d')}, "
+        f"{os.cpu_count()} CPUs)", "",
+        "Command: `python benchmarks/throughput.py " + " ".join(sys.argv[1:]) + "`", "",
+        "| dataset | row | backend | K | s/epoch per run, median (min) | samples/s | peak RSS MiB "
+        "| FLOP-bound efficiency (GEMM peak) | compile s | ratio to fit |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for row in rows:
+        base = next((r for r in rows if r["dataset"] == row["dataset"] and r["kind"] == "fit"),
+                    None)
+        ratio = f"{row['median'] / base['median']:.2f}" if base else ""
+        lines.append(
+            f"| {row['dataset']} | {row['kind']} | {row['backend']} | {row['runs']} | "
+            f"{row['median']:.4f} ({row['min']:.4f}) | {row['samples_per_s']:.0f} | "
+            f"{row['peak_rss_mib']:.0f} | {row['efficiency']:.0%} ({row['gemm_gflops']:.0f} "
+            f"GFLOP/s) | {row['compile_seconds']:.1f} | {ratio} |")
     print()
-    print("ratios to the fit engine (s/epoch per run, medians):")
-    for name in arguments.datasets:
-        base = next((r for r in rows if r["dataset"] == name and r["kind"] == "fit"), None)
-        if base is None:
-            continue
-        ratios = ", ".join(f"{r['kind']} {r['median'] / base['median']:.2f}"
-                           for r in rows if r["dataset"] == name)
-        print(f"  {name}: {ratios}")
+    print("\n".join(lines))
+    sys.path.insert(0, str(ROOT))
+    from utils.atomic_files import write_text_atomic
+
+    write_text_atomic(arguments.out, "\n".join(lines) + "\n")
+    print("written:", arguments.out)
     return 0
 
 

@@ -17,15 +17,19 @@ keeps the protocol's bookkeeping inside one compiled program:
   in float64 on the host as the Keras callback computes them, so the trajectory is identical;
 * the ``validation`` and ``test-checkpoint`` protocols' held-out metrics (inference mode).
 
-Python sees the run only every chunk of epochs (``lax.while_loop`` inside), for the progress
-bar and the resume snapshot. ``K`` runs of one architecture are *packed*: the epoch function is
-vectorised over the runs (``jax.vmap``), each with its own weights, optimiser state, random
-streams, learning-rate schedule and best checkpoint.
+Where the epochs run (``packing_strategy``): on a GPU, Python sees the run only every chunk of
+epochs (``lax.while_loop`` inside), for the progress bar and the resume snapshot, and ``K``
+runs of one architecture are *packed* into one program vectorised over the runs
+(``jax.vmap``). On CPU, where XLA runs loop bodies about twice as slowly as the same work
+called from Python, each epoch is a host call (a one-batch epoch is one compiled program; a
+longer one calls Keras' ``train_step`` per batch, as ``fit`` does) and the runs of a pack share
+the cores, one thread each. Every run keeps its own weights, optimiser state, case orders,
+dropout stream, learning-rate schedule and best checkpoint.
 
 Snapshots (``snapshot_dir``) use the layout of ``utils.resume``: data files named by epoch, a
 ``state.json`` written last as the commit point, SHA-256 checks and a settings fingerprint. The
-whole loop state is saved (PRNG keys and dropout seed states included), so a resumed run is
-bit-identical to an uninterrupted one.
+whole loop state is saved (dropout seed states included) and the case orders depend on
+(seed, epoch) alone, so a resumed run is bit-identical to an uninterrupted one.
 """
 
 from __future__ import annotations
