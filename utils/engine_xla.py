@@ -573,7 +573,7 @@ class PackedProgram:
             self._compiled = jax.jit(self._epoch, donate_argnums=(0,)) if one_batch else (
                 jax.jit(self._begin_epoch), jax.jit(self.model.train_step, donate_argnums=0),
                 jax.jit(self._end_epoch, donate_argnums=(0, 1)))
-        workers = max(1, min(k, os.cpu_count() or 1))
+        workers = max(1, min(k, _usable_cpus()))
         with ThreadPoolExecutor(workers) as pool:
             trained = list(pool.map(
                 lambda i: train(singles[i], self._own_data(data, i), orders[:, i], start,
@@ -622,6 +622,16 @@ class PackedProgram:
                                   jnp.int32(epoch), data)
             logs.append({**epoch_logs, "active": True})
         return run, jax.device_get(logs)
+
+
+def _usable_cpus() -> int:
+    """CPUs this process may use: ``OMP_NUM_THREADS`` when set (Ray sets it to a task's CPUs),
+    else the CPUs it may be scheduled on."""
+    try:
+        return max(1, int(os.environ.get("OMP_NUM_THREADS", "")))
+    except ValueError:
+        return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") \
+            else os.cpu_count() or 1
 
 
 STATE_KEYS = ("trainable", "non_trainable", "optimizer", "metrics")
@@ -677,7 +687,7 @@ class PackSnapshot:
                     self.folder / name) != digest:
                 raise ValueError("stale snapshot")
             leaves, structure = jax.tree.flatten(template)
-            with np.load(self.folder / name) as saved:
+            with np.load(self.folder / name, allow_pickle=False) as saved:
                 restored = [jnp.asarray(saved[f"arr_{i}"], dtype=leaf.dtype)
                             for i, leaf in enumerate(leaves)]
                 if len(saved.files) != len(leaves):
