@@ -753,6 +753,7 @@ def fit_packed(
     """
     import jax
 
+    from utils.interrupts import raise_if_stop_requested, stop_requested
     from utils.resume import epoch_order
 
     _same_architecture(models)
@@ -860,10 +861,11 @@ def fit_packed(
                 bar.set_postfix(loss=f"{min(last)[0]:.4f}", lr=f"{min(last)[1]:.1e}",
                                 refresh=False)
             bar.update(count)
-        if snapshot is not None and time.monotonic() - last_save >= snapshot_seconds \
-                and epoch < epochs:
+        if snapshot is not None and epoch < epochs and (
+                time.monotonic() - last_save >= snapshot_seconds or stop_requested()):
             snapshot.save(epoch, runs, histories)
             last_save = time.monotonic()
+        raise_if_stop_requested()  # Ctrl-C: the chunk is saved, stop here (utils.interrupts)
     if bar is not None:
         bar.close()
 
