@@ -355,7 +355,7 @@ class PackedProgram:
 
     def __init__(self, template: Any, n_fit: int, batch_size: int, *, monitor: str, mode: str,
                  ladder: np.ndarray, lr_patience: int, cooldown: int, min_delta: float,
-                 early_stopping_patience: int | None, shuffle: bool, has_weights: bool,
+                 early_stopping_patience: int | None, has_weights: bool,
                  has_monitor_data: bool, n_monitor: int, per_run_data: bool,
                  strategy: str = "vmap"):
         self.model = template
@@ -364,7 +364,7 @@ class PackedProgram:
         self.ladder = ladder
         self.lr_patience, self.cooldown, self.min_delta = lr_patience, cooldown, min_delta
         self.early_stopping_patience = early_stopping_patience
-        self.shuffle, self.has_weights = shuffle, has_weights
+        self.has_weights = has_weights
         self.has_monitor_data, self.n_monitor = has_monitor_data, n_monitor
         self.per_run_data = per_run_data
         self.strategy = strategy
@@ -785,7 +785,7 @@ def fit_packed(
         n_fit=n_fit, batch_size=batch_size, monitor=monitor, mode=mode,
         ladder=learning_rate_ladder(learning_rate, lr_factor, min_learning_rate),
         lr_patience=lr_patience, cooldown=0, min_delta=1e-4,
-        early_stopping_patience=early_stopping_patience, shuffle=shuffle,
+        early_stopping_patience=early_stopping_patience,
         has_weights=has_weights, has_monitor_data=has_monitor,
         n_monitor=len(first.y_monitor) if has_monitor else 0, per_run_data=per_run,
         strategy=packing_strategy(len(models)),
@@ -804,9 +804,7 @@ def fit_packed(
 
     def orders_for(first: int, count: int) -> np.ndarray:
         """(count, K, n_fit) case orders of epochs first .. first + count - 1, as ``fit``'s."""
-        if not shuffle:
-            return np.broadcast_to(np.arange(n_fit, dtype=np.int32), (count, len(models), n_fit))
-        return np.asarray([[epoch_order(s, e, n_fit) for s in shuffle_seeds]
+        return np.asarray([[epoch_order(s, e, n_fit, shuffle) for s in shuffle_seeds]
                            for e in range(first, first + count)], dtype=np.int32)
 
     histories: list[dict[str, list[float]]] = [{key: [] for key in program.log_keys}

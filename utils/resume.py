@@ -44,9 +44,13 @@ STATE_FILE = "state.json"
 CALLBACK_STATE = ("wait", "best", "cooldown_counter", "best_epoch")
 
 
-def epoch_order(seed: int, epoch: int, n_cases: int) -> np.ndarray:
+def epoch_order(seed: int, epoch: int, n_cases: int, shuffle: bool = True) -> np.ndarray:
     """The order of the training cases in ``epoch``: a permutation that depends on
-    ``(seed, epoch)`` only, so that a resumed run visits the cases as an uninterrupted one."""
+    ``(seed, epoch)`` only, so that a resumed run visits the cases as an uninterrupted one.
+    Both training engines take their batches in this order. ``shuffle=False``: the stored
+    order (comparisons of engines only)."""
+    if not shuffle:
+        return np.arange(n_cases)
     return np.random.default_rng([seed, epoch]).permutation(n_cases)
 
 
@@ -82,9 +86,8 @@ class EpochBatches(keras.utils.PyDataset):
 
     def __getitem__(self, index: int) -> tuple[Any, np.ndarray]:
         if self._order is None or self._order[0] != self.epoch:
-            order = (epoch_order(self.seed, self.epoch, len(self.y)) if self.shuffle
-                     else np.arange(len(self.y)))
-            self._order = (self.epoch, order)
+            self._order = (self.epoch, epoch_order(self.seed, self.epoch, len(self.y),
+                                                   self.shuffle))
         rows = self._order[1][index * self.batch_size : (index + 1) * self.batch_size]
         if isinstance(self.x, dict):
             inputs = {name: np.asarray(values)[rows] for name, values in self.x.items()}
