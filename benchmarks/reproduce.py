@@ -52,9 +52,9 @@ SEEDS = [0, 1, 2, 3, 4]
 EPOCHS, BATCH_SIZE, LEARNING_RATE = 2000, 128, 1e-3  # the papers' settings
 PROTOCOL = "train-loss"
 # The deviation study: the project's deliberate departures from the 2017 code, switched off one
-# at a time on LSTM-FCN (8 cells); the "paper" runs of the main study are the baseline.
-DEVIATION_DATASETS = ["ItalyPowerDemand", "SonyAIBORobotSurface1", "MoteStrain", "TwoLeadECG",
-                      "CBF"]
+# at a time on LSTM-FCN (8 cells); the "paper" runs of the main study are the baseline. The five
+# cheapest of the main list, so that the baseline is among the first runs the main study finishes.
+DEVIATION_DATASETS = DATASETS[:5]
 DEVIATION_SEEDS = [0, 1, 2]
 DEVIATION_MODELS = [("lstmfcn", [8])]
 RESULTS_DIR = ROOT / "Results" / "ours"
