@@ -133,6 +133,7 @@ def test_ctrl_c_stops_at_a_safe_point_and_a_restart_continues(reference, tmp_pat
             time.sleep(0.01)
         os.kill(os.getpid(), signal.SIGINT)
 
+    handler_before = signal.getsignal(signal.SIGINT)  # SIG_IGN when pytest runs as a background job
     presser = threading.Thread(target=press_ctrl_c_at_epoch_4, daemon=True)
     presser.start()
     with pytest.raises(SystemExit) as stopped:
@@ -144,7 +145,7 @@ def test_ctrl_c_stops_at_a_safe_point_and_a_restart_continues(reference, tmp_pat
     assert 4 <= stopped_at < GRID["epochs"]  # the epoch under way was finished and saved
     assert not (tmp_path / "weights" / RUN).exists()  # nothing claims to be finished
     assert read_log(results_log_path(tmp_path / "logs", "lstmfcn", 8)) == []
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # put back
+    assert signal.getsignal(signal.SIGINT) is handler_before  # put back
 
     (outcome,) = run_grid(config)  # the restart continues from the saved epoch
     assert outcome.status == "trained" and outcome.epochs_run == GRID["epochs"]
