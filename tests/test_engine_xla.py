@@ -211,7 +211,7 @@ def test_packed_runs_equal_the_same_runs_alone(engines_agree):
 # --------------------------------------------------------------------------- resume
 
 
-def test_a_killed_packed_grid_run_resumes_without_losing_or_duplicating_rows(tmp_path):
+def test_a_killed_then_interrupted_packed_run_resumes_without_losing_or_duplicating_rows(tmp_path):
     from utils.experiments import read_log
 
     command = [sys.executable, "all_datasets_training.py", "--datasets", "Chinatown",
@@ -219,26 +219,40 @@ def test_a_killed_packed_grid_run_resumes_without_losing_or_duplicating_rows(tmp
                "--engine", "xla", "--pack", "2", "--snapshot-minutes", "0", "--no-progress",
                "--weights-dir", str(tmp_path / "weights"), "--logs-dir", str(tmp_path / "logs")]
     folder = tmp_path / "weights" / "lstmfcn_8_cells_weights"
-    first = subprocess.Popen(command, cwd=ROOT, env=JAX_ENV, stdout=subprocess.DEVNULL,
-                             stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 400
-    snapshot = None
-    while time.monotonic() < deadline and first.poll() is None:
-        found = list(folder.glob(".*.pack-0-1.resume/state.json")) if folder.exists() else []
-        if found and json.loads(found[0].read_text())["epoch"] >= 20:
-            snapshot = found[0]
-            break
-        time.sleep(0.2)
-    assert snapshot is not None, "no snapshot of the pack appeared"
+    log = tmp_path / "logs" / "lstmfcn_8_cells_results.csv"
+
+    def start_and_wait_for_snapshot_past(epoch: int) -> tuple[subprocess.Popen, Path]:
+        started = subprocess.Popen(command, cwd=ROOT, env=JAX_ENV, stdout=subprocess.DEVNULL,
+                                   stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + 400
+        while time.monotonic() < deadline and started.poll() is None:
+            found = list(folder.glob(".*.pack-0-1.resume/state.json")) if folder.exists() else []
+            if found and json.loads(found[0].read_text())["epoch"] >= epoch:
+                return started, found[0]
+            time.sleep(0.2)
+        started.kill()
+        raise AssertionError(f"no snapshot of the pack past epoch {epoch} appeared: "
+                             f"{started.communicate()[1][-2000:]}")
+
+    first, snapshot = start_and_wait_for_snapshot_past(20)
     first.send_signal(signal.SIGKILL)
     first.wait()
     killed_at = json.loads(snapshot.read_text())["epoch"]
-    assert killed_at < 300 and not read_log(tmp_path / "logs" / "lstmfcn_8_cells_results.csv")
+    assert killed_at < 300 and not read_log(log)
 
-    second = subprocess.run(command, cwd=ROOT, env=JAX_ENV, capture_output=True, text=True,
-                            timeout=600)
-    assert second.returncode == 0, second.stderr[-3000:]
-    assert "resumed from the snapshot" in second.stderr
+    # Ctrl-C: the pack stops after its chunk under way, saves it and exits 130 with nothing logged
+    second, snapshot = start_and_wait_for_snapshot_past(killed_at + 10)
+    second.send_signal(signal.SIGINT)
+    _, stderr = second.communicate(timeout=300)
+    assert second.returncode == 130, stderr[-3000:]
+    assert "resumed from the snapshot" in stderr and "stopped after Ctrl-C" in stderr
+    interrupted_at = json.loads(snapshot.read_text())["epoch"]
+    assert killed_at + 10 <= interrupted_at < 300 and not read_log(log)
+
+    third = subprocess.run(command, cwd=ROOT, env=JAX_ENV, capture_output=True, text=True,
+                           timeout=600)
+    assert third.returncode == 0, third.stderr[-3000:]
+    assert "resumed from the snapshot" in third.stderr
     rows = read_log(tmp_path / "logs" / "lstmfcn_8_cells_results.csv")
     assert sorted(row["seed"] for row in rows) == ["0", "1"]  # none lost, none duplicated
     for row in rows:
