@@ -253,7 +253,7 @@ def test_a_killed_then_interrupted_packed_run_resumes_without_losing_or_duplicat
                            timeout=600)
     assert third.returncode == 0, third.stderr[-3000:]
     assert "resumed from the snapshot" in third.stderr
-    rows = read_log(tmp_path / "logs" / "lstmfcn_8_cells_results.csv")
+    rows = read_log(log)
     assert sorted(row["seed"] for row in rows) == ["0", "1"]  # none lost, none duplicated
     for row in rows:
         assert row["status"] == "trained" and row["engine"] == "xla"

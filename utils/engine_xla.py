@@ -34,6 +34,7 @@ whole loop state is saved (dropout seed states included) and the case orders dep
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
@@ -672,6 +673,7 @@ class PackSnapshot:
     def __init__(self, folder: str | os.PathLike, fingerprint: dict[str, Any]):
         self.folder = Path(folder)
         self.fingerprint = json.loads(json.dumps(fingerprint, default=str))
+        self.saved_at = time.monotonic()  # the snapshot interval counts from here
 
     def load(self, template: dict) -> tuple[int, dict, list[dict]] | None:
         """(epoch, loop state shaped like ``template``, histories) or None (files removed)."""
@@ -711,6 +713,7 @@ class PackSnapshot:
         state = {"fingerprint": self.fingerprint, "epoch": epoch, "history": histories,
                  "files": {name: file_sha256(self.folder / name)}}
         write_text_atomic(self.folder / STATE_FILE, json.dumps(state))
+        self.saved_at = time.monotonic()
         for old in self.folder.iterdir():
             if old.name.startswith("state-") and old.name != name:
                 old.unlink(missing_ok=True)
@@ -753,7 +756,7 @@ def fit_packed(
     """
     import jax
 
-    from utils.interrupts import raise_if_stop_requested, stop_requested
+    from utils.interrupts import raise_if_stop_requested, save_then_stop_if_requested
     from utils.resume import epoch_order
 
     _same_architecture(models)
@@ -835,7 +838,6 @@ def fit_packed(
     compile_seconds, calls = 0.0, 0
     automatic = chunk_epochs is None
     chunk = 1 if automatic else max(1, min(chunk_epochs, MAX_CHUNK_EPOCHS))
-    last_save = time.monotonic()
     while epoch < epochs and not bool(np.all(np.asarray(runs["stopped"]))):
         count = min(chunk, epochs - epoch)
         started = time.perf_counter()
@@ -859,11 +861,11 @@ def fit_packed(
                 bar.set_postfix(loss=f"{min(last)[0]:.4f}", lr=f"{min(last)[1]:.1e}",
                                 refresh=False)
             bar.update(count)
-        if snapshot is not None and epoch < epochs and (
-                time.monotonic() - last_save >= snapshot_seconds or stop_requested()):
-            snapshot.save(epoch, runs, histories)
-            last_save = time.monotonic()
-        raise_if_stop_requested()  # Ctrl-C: the chunk is saved, stop here (utils.interrupts)
+        if snapshot is not None and epoch < epochs:
+            save_then_stop_if_requested(functools.partial(snapshot.save, epoch, runs, histories),
+                                        time.monotonic() - snapshot.saved_at >= snapshot_seconds)
+        else:
+            raise_if_stop_requested()  # Ctrl-C: nothing to save, stop here (utils.interrupts)
     if bar is not None:
         bar.close()
 

@@ -1,8 +1,9 @@
 """Ctrl-C during a long grid: stop at a safe point with the state saved, not in mid-write.
 
 Inside :func:`stop_at_safe_points` the first Ctrl-C (SIGINT) only sets a flag. The work polls it
-at its safe points with :func:`raise_if_stop_requested`: the training snapshot callback after it
-has saved the epoch just finished (``utils.resume``), and the grid between two runs. The
+at its safe points: the training snapshots (``utils.resume``, ``utils.engine_xla``) through
+:func:`save_then_stop_if_requested`, which saves the epoch just finished first, and the grid
+between two runs through :func:`raise_if_stop_requested`. The
 ``KeyboardInterrupt`` raised there makes the scripts exit with code 130 (``utils.cli``), and the
 next start resumes from the saved state. A second Ctrl-C interrupts at once, as usual; the files
 are still never half-written (``utils.atomic_files``).
@@ -13,7 +14,7 @@ from __future__ import annotations
 import contextlib
 import signal
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 STOP_MESSAGE = ("stopped after Ctrl-C; the state of the run was saved: run the same command "
                 "again to continue")
@@ -53,4 +54,15 @@ def stop_requested() -> bool:
 def raise_if_stop_requested() -> None:
     """A safe point: raise ``KeyboardInterrupt`` (scripts exit 130) if Ctrl-C was pressed."""
     if _stop_requested.is_set():
+        raise KeyboardInterrupt(STOP_MESSAGE)
+
+
+def save_then_stop_if_requested(save: Callable[[], None], save_due: bool) -> None:
+    """A safe point with a snapshot: call ``save`` when ``save_due`` or Ctrl-C was pressed, then
+    raise ``KeyboardInterrupt`` if it was. The flag is read once, so a Ctrl-C arriving between
+    the two steps waits for the next safe point instead of stopping without this save."""
+    stopping = _stop_requested.is_set()
+    if save_due or stopping:
+        save()
+    if stopping:
         raise KeyboardInterrupt(STOP_MESSAGE)

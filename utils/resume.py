@@ -37,7 +37,7 @@ import numpy as np
 
 from utils.atomic_files import replacing, write_text_atomic
 from utils.checkpoints import file_sha256
-from utils.interrupts import raise_if_stop_requested, stop_requested
+from utils.interrupts import save_then_stop_if_requested
 
 STATE_FILE = "state.json"
 # counters of Keras callbacks that decide the learning rate and the stop
@@ -222,9 +222,8 @@ class TrainingSnapshot(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         for key, value in (logs or {}).items():
             self.history.setdefault(key, []).append(float(value))
-        if time.monotonic() - self._last_save >= self.every_seconds or stop_requested():
-            self.save(epoch + 1)
-        raise_if_stop_requested()  # after Ctrl-C: the epoch is saved, stop here
+        save_then_stop_if_requested(lambda: self.save(epoch + 1),
+                                    time.monotonic() - self._last_save >= self.every_seconds)
 
     def save(self, epochs_done: int) -> None:
         """Write the state after ``epochs_done`` epochs (weights first, ``state.json`` last)."""
