@@ -46,11 +46,6 @@ def stop_at_safe_points() -> Iterator[None]:
         _stop_requested.clear()
 
 
-def stop_requested() -> bool:
-    """True after a Ctrl-C inside :func:`stop_at_safe_points`."""
-    return _stop_requested.is_set()
-
-
 def raise_if_stop_requested() -> None:
     """A safe point: raise ``KeyboardInterrupt`` (scripts exit 130) if Ctrl-C was pressed."""
     if _stop_requested.is_set():
