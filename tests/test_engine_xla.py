@@ -262,3 +262,53 @@ def test_a_killed_then_interrupted_packed_run_resumes_without_losing_or_duplicat
                               ".json").read_text())
         assert len(sidecar["history"]["loss"]) == 300  # epochs before the kill included
     assert not list(folder.glob(".*.resume"))  # the snapshot is removed when done
+
+
+CTRL_C_DURING_A_CHUNK = r"""
+import json
+import signal
+import sys
+from pathlib import Path
+from utils import build_model, load_dataset
+from utils.interrupts import raise_if_stop_requested, stop_at_safe_points
+from utils.training import set_seed, train_packed
+
+data = load_dataset("Chinatown")
+folder = Path(sys.argv[1])
+out = {}
+for name, chunk in [("last chunk", 20), ("earlier chunk", 10)]:
+    models = []
+    for seed in (0, 1):
+        set_seed(seed)
+        models.append(build_model("lstmfcn", data.X_train.shape[2], data.n_classes, num_cells=8))
+    snapshots = folder / name.replace(" ", "_")
+    with stop_at_safe_points():
+        signal.raise_signal(signal.SIGINT)  # Ctrl-C while the pack's first chunk computes
+        try:
+            results = train_packed(models, data, [0, 1], 20, 128, engine="xla",
+                                   chunk_epochs=chunk, snapshot_dir=snapshots,
+                                   snapshot_seconds=3600)
+            out[name] = {"epochs": [len(r.history["loss"]) for r in results]}
+            try:
+                raise_if_stop_requested()  # the grid's next safe point, after the rows
+            except KeyboardInterrupt:
+                out[name]["grid_stops"] = True
+        except KeyboardInterrupt as stop:
+            out[name] = {"stopped": str(stop)}
+    state = snapshots / "state.json"
+    out[name]["snapshot_epoch"] = json.loads(state.read_text())["epoch"] if state.exists() else None
+print(json.dumps(out))
+"""
+
+
+def test_ctrl_c_during_the_last_chunk_finishes_the_pack_and_stops_after_it(tmp_path):
+    """A Ctrl-C while the last chunk computes: the training is done, so the pack returns its
+    runs (the grid logs them, then stops at its safe point) instead of throwing them away; one
+    during an earlier chunk saves the snapshot and stops."""
+    done = subprocess.run([sys.executable, "-c", CTRL_C_DURING_A_CHUNK, str(tmp_path)],
+                          cwd=ROOT, env=JAX_ENV, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-4000:]
+    out = json.loads(done.stdout.strip().splitlines()[-1])
+    assert out["last chunk"] == {"epochs": [20, 20], "grid_stops": True, "snapshot_epoch": None}
+    assert "stopped after Ctrl-C" in out["earlier chunk"]["stopped"]
+    assert out["earlier chunk"]["snapshot_epoch"] == 10

@@ -861,7 +861,9 @@ def fit_packed(
                 bar.set_postfix(loss=f"{min(last)[0]:.4f}", lr=f"{min(last)[1]:.1e}",
                                 refresh=False)
             bar.update(count)
-        if snapshot is not None and epoch < epochs:
+        if epoch >= epochs:
+            break  # trained: a Ctrl-C now stops at the caller's next safe point, once logged
+        if snapshot is not None:
             save_then_stop_if_requested(functools.partial(snapshot.save, epoch, runs, histories),
                                         time.monotonic() - snapshot.saved_at >= snapshot_seconds)
         else:
