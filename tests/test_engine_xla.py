@@ -24,8 +24,8 @@ JAX_ENV = {**os.environ, "KERAS_BACKEND": "jax", "TF_CPP_MIN_LOG_LEVEL": "3"}
 pytest.importorskip("jax")
 
 
-def _run_jax(script: str, timeout: float = 1800) -> dict:
-    done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=JAX_ENV,
+def _run_jax(script: str, *args: str, timeout: float = 1800) -> dict:
+    done = subprocess.run([sys.executable, "-c", script, *args], cwd=ROOT, env=JAX_ENV,
                           capture_output=True, text=True, timeout=timeout)
     assert done.returncode == 0, done.stderr[-4000:]
     return json.loads(done.stdout.strip().splitlines()[-1])
@@ -305,10 +305,7 @@ def test_ctrl_c_during_the_last_chunk_finishes_the_pack_and_stops_after_it(tmp_p
     """A Ctrl-C while the last chunk computes: the training is done, so the pack returns its
     runs (the grid logs them, then stops at its safe point) instead of throwing them away; one
     during an earlier chunk saves the snapshot and stops."""
-    done = subprocess.run([sys.executable, "-c", CTRL_C_DURING_A_CHUNK, str(tmp_path)],
-                          cwd=ROOT, env=JAX_ENV, capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stderr[-4000:]
-    out = json.loads(done.stdout.strip().splitlines()[-1])
+    out = _run_jax(CTRL_C_DURING_A_CHUNK, str(tmp_path), timeout=600)
     assert out["last chunk"] == {"epochs": [20, 20], "grid_stops": True, "snapshot_epoch": None}
     assert "stopped after Ctrl-C" in out["earlier chunk"]["stopped"]
     assert out["earlier chunk"]["snapshot_epoch"] == 10
