@@ -10,7 +10,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
+from scipy import stats as scipy_stats
 
 from utils import statistics
 from utils.reproduction import load_runs, rule_values, save_svg, write_report
@@ -117,6 +119,30 @@ def test_committed_report_is_regenerated_byte_for_byte(tmp_path):
         assert (copy / name).read_bytes() == (COMMITTED / name).read_bytes(), name
     for summary in (COMMITTED / "seeds").glob("*_accuracy.csv"):
         assert (copy / "seeds" / summary.name).read_bytes() == summary.read_bytes()
+
+
+@pytest.mark.skipif(not (COMMITTED / "report" / "reproduction.md").is_file(),
+                    reason="no committed study results")
+@pytest.mark.parametrize("datasets", [4, 7])
+def test_strength_line_gives_the_smallest_p_that_scipy_can_return(tmp_path, datasets):
+    """The report's closing line says how far a Wilcoxon test on that many datasets can go; the
+    figure must be scipy's own p for that many differences all of one sign."""
+    names = sorted(p.name for p in (COMMITTED / "seeds" / "LSTM-FCN-8" / "Predictions").iterdir())
+    copy = tmp_path / "ours"
+    for predictions in (COMMITTED / "seeds").glob("*/Predictions"):
+        for name in names[:datasets]:
+            if (predictions / name).is_dir():
+                target = copy / predictions.relative_to(COMMITTED) / name
+                shutil.copytree(predictions / name, target)
+    write_report(copy, ROOT / "Results", ROOT)
+    report = (copy / "report" / "reproduction.md").read_text()
+    line = next(text for text in report.splitlines() if text.startswith("Strength of"))
+    smallest = scipy_stats.wilcoxon(np.arange(1.0, datasets + 1)).pvalue
+    assert f"Weak: {datasets} datasets" in line
+    if smallest > 0.05:
+        assert "cannot reach 0.05" in line
+    else:
+        assert f"at best p = {smallest:.3g}" in line
 
 
 def test_critical_difference_svg_has_the_same_bytes_every_time(tmp_path):

@@ -572,8 +572,13 @@ def verdict_lines(summary: pd.DataFrame, agreement: pd.DataFrame) -> list[str]:
     if total == 0:
         strength = "none yet: no dataset has the full set of cell counts."
     elif total < 10:
+        # Without ties the smallest two-sided exact Wilcoxon p on n pairs is 2 / 2**n: every
+        # difference with the same sign. Below 6 pairs that is above 0.05.
+        floor = 2.0 / 2 ** total
+        reach = ("cannot reach 0.05 at all" if floor > 0.05
+                 else f"reaches at best p = {floor:.3g} (every dataset differing the same way)")
         strength = (f"Weak: {total} dataset{'s' * (total != 1)}. A two-sided Wilcoxon test on "
-                    "fewer than 6 pairs cannot reach 0.05 at all, and the range of a few seeds "
+                    f"{total} pair{'s' * (total != 1)} {reach}, and the range of a few seeds "
                     "is narrow; these numbers can rule out gross differences only.")
     elif total < 30:
         strength = f"Moderate: {total} datasets."
