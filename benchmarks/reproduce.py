@@ -20,6 +20,7 @@ Re-running a finished study trains nothing and rewrites the same report, byte fo
     python benchmarks/reproduce.py --shard 2/4 --max-minutes 50
     python benchmarks/reproduce.py --study deviations      # BatchNorm recalibration, normalisation
     python benchmarks/reproduce.py --adopt ../study/logs   # import finished loop-script rows
+    python benchmarks/reproduce.py --adopt ../study/logs --datasets CBF   # ... of CBF only
     python benchmarks/reproduce.py --report-only           # rebuild the report from Results/ours
 """
 
@@ -112,7 +113,8 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
                         help="the loop script's logs and weights")
     parser.add_argument("--adopt", type=Path, nargs="+", default=None, metavar="LOGS_DIR",
                         help="import the finished rows of these loop-script logs folders (with "
-                        "their predictions/) into the results folder, then report")
+                        "their predictions/) into the results folder, then report; with "
+                        "--datasets, only the rows of those datasets")
     parser.add_argument("--plan", action="store_true", help="list the units and stop")
     parser.add_argument("--report-only", action="store_true",
                         help="train nothing; rebuild the report from the results folder")
@@ -128,6 +130,9 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
     arguments.shard_index, arguments.shard_count = index, count
     if arguments.adopt and arguments.resamples:
         parser.error("--adopt imports runs on the published split only; drop --resamples")
+    # --adopt takes every dataset in the logs unless --datasets names some
+    arguments.adopt_datasets = (GPU_DATASETS if arguments.datasets == ["gpu"]
+                                else arguments.datasets)
     return arguments
 
 
@@ -311,7 +316,7 @@ def main(argv: list[str] | None = None) -> int:
     if arguments.adopt:
         for logs_dir in arguments.adopt:
             adopted = adopt_logs(logs_dir, arguments.results_dir, "paper", kind_of(arguments),
-                                 epochs=arguments.epochs)
+                                 epochs=arguments.epochs, datasets=arguments.adopt_datasets)
             print(f"{logs_dir}: {len(adopted)} run(s) adopted", flush=True)
     calls, planned, done = pending_calls(arguments)
     left = sum(len(c.seeds) * len(c.models) * len(c.cells) for c in calls)

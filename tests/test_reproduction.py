@@ -82,6 +82,14 @@ def test_study_runs_resumes_without_training_and_adopts_loop_logs(tmp_path):
     theirs = {k: v for k, v in file_bytes(tmp_path / "adopted").items() if "Predictions" in k}
     assert theirs == {k: v for k, v in before.items() if "Predictions" in k}
 
+    # --datasets limits what is adopted: none of these rows are on GunPoint
+    elsewhere = run_study("--adopt", str(tmp_path / "work" / "paper" / "logs"), "--epochs", "2",
+                          "--datasets", "GunPoint", "--results-dir", str(tmp_path / "gunpoint"),
+                          "--no-report")
+    assert elsewhere.returncode == 0, elsewhere.stderr[-3000:]
+    assert "0 run(s) adopted" in elsewhere.stdout
+    assert not (tmp_path / "gunpoint" / "seeds").exists()
+
     # other settings (here: the epoch count) are not adopted as if they were the study's
     other = run_study("--adopt", str(tmp_path / "work" / "paper" / "logs"),
                       "--results-dir", str(tmp_path / "other"), "--no-report")

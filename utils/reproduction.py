@@ -24,7 +24,7 @@ from __future__ import annotations
 import io
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -93,9 +93,10 @@ _KEPT_COLUMNS = ("model", "cells", "seed", "protocol", "normalize", "epochs", "e
 
 def adopt_logs(logs_dir: str | os.PathLike, results_dir: str | os.PathLike, variant: str,
                kind: str = "seeds", epochs: int = 2000, resample: int | None = None,
-               quiet: bool = False) -> list[Path]:
+               quiet: bool = False, datasets: Collection[str] | None = None) -> list[Path]:
     """Write a results file for every finished loop-script run in ``logs_dir`` that matches the
-    study's settings for ``variant`` and has its ``--save-predictions`` file.
+    study's settings for ``variant`` and has its ``--save-predictions`` file; with ``datasets``,
+    only the runs on those datasets (e.g. to leave out one whose runs are still under way).
 
     Rows with other settings, without predictions, or whose predictions disagree with the logged
     accuracy are skipped with a note; a results file that already holds other numbers is kept
@@ -111,6 +112,8 @@ def adopt_logs(logs_dir: str | os.PathLike, results_dir: str | os.PathLike, vari
             continue
         for row in read_log(log):
             if row.get("error") or not row.get("test_accuracy"):
+                continue
+            if datasets is not None and row["dataset"] not in datasets:
                 continue
             settings = {"protocol": row["protocol"], "batch_size": int(row["batch_size"]),
                         "learning_rate": float(row["learning_rate"]),
