@@ -152,6 +152,40 @@ def test_ctrl_c_stops_at_a_safe_point_and_a_restart_continues(reference, tmp_pat
     assert _identical(_weights(tmp_path / "weights" / RUN), _weights(reference / "weights" / RUN))
 
 
+@pytest.mark.parametrize("pressed_in_epoch", [3, 6])
+def test_ctrl_c_in_the_last_epoch_finishes_the_run_and_stops_after_it(tmp_path, pressed_in_epoch):
+    """Fit engine: a Ctrl-C during the last epoch lets the run finish (the grid logs it and then
+    stops at its safe point); one during an earlier epoch saves that epoch and stops."""
+    import keras
+
+    from utils.interrupts import raise_if_stop_requested, stop_at_safe_points
+
+    class PressCtrlC(keras.callbacks.Callback):  # a real SIGINT, as a terminal sends it
+        def on_epoch_begin(self, epoch, logs=None):
+            if epoch + 1 == pressed_in_epoch:
+                os.kill(os.getpid(), signal.SIGINT)
+
+    data = load_dataset("Chinatown")
+    set_seed(0)
+    model = build_model("lstmfcn", data.X_train.shape[2], data.n_classes, num_cells=8)
+    snapshots = tmp_path / "snapshot"
+    with stop_at_safe_points():
+        try:
+            result = train_model(model, data, epochs=6, batch_size=8, engine="fit",
+                                 callbacks=[PressCtrlC()], snapshot_dir=snapshots,
+                                 snapshot_seconds=3600)
+            finished = len(result.history["loss"])
+            with pytest.raises(KeyboardInterrupt):
+                raise_if_stop_requested()  # the grid's next safe point, after the row
+        except KeyboardInterrupt as stop:
+            assert "stopped after Ctrl-C" in str(stop)
+            finished = None
+    if pressed_in_epoch == 6:
+        assert finished == 6
+    else:
+        assert finished is None and _state_epoch(snapshots / STATE_FILE) == 3
+
+
 # --------------------------------------------------------------------------- file systems
 
 

@@ -3,12 +3,11 @@
 Inside :func:`stop_at_safe_points` the first Ctrl-C (SIGINT) only sets a flag. The work polls it
 at its safe points: the training snapshots (``utils.resume``, ``utils.engine_xla``) through
 :func:`save_then_stop_if_requested`, which saves the epoch just finished first, and the grid
-between two runs through :func:`raise_if_stop_requested`. On the xla engine a pack whose last
-epoch is done is not stopped but finished, so that its rows are logged before the grid's safe
-point (the fit engine saves its last epoch and stops; the restart then finishes at once). The
-``KeyboardInterrupt`` raised there makes the scripts exit with code 130 (``utils.cli``), and the
-next start resumes from the saved state. A second Ctrl-C interrupts at once, as usual; the files
-are still never half-written (``utils.atomic_files``).
+between two runs through :func:`raise_if_stop_requested`. A run (or the xla engine's pack)
+whose last epoch is done is not stopped but finished, so that its rows are logged before the
+grid's safe point. The ``KeyboardInterrupt`` raised there makes the scripts exit with code 130
+(``utils.cli``), and the next start resumes from the saved state. A second Ctrl-C interrupts at
+once, as usual; the files are still never half-written (``utils.atomic_files``).
 """
 
 from __future__ import annotations

@@ -222,6 +222,10 @@ class TrainingSnapshot(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         for key, value in (logs or {}).items():
             self.history.setdefault(key, []).append(float(value))
+        # trained (or stopped early): a Ctrl-C now waits for the caller's next safe point, so
+        # that the finished run is logged rather than saved and restarted
+        if epoch + 1 >= self.params.get("epochs", float("inf")) or self.model.stop_training:
+            return
         save_then_stop_if_requested(lambda: self.save(epoch + 1),
                                     time.monotonic() - self._last_save >= self.every_seconds)
 
