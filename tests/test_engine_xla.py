@@ -182,11 +182,15 @@ def engines_agree():
                                   "Chinatown 0.8 True", "SmoothSubspace 0.8 True"])
 def test_xla_engine_follows_model_fit(engines_agree, case):
     """The same batches (utils.resume.epoch_order) and the same dropout streams (the model's
-    seed generators): the engines differ only by float32 rounding (measured < 1e-6)."""
+    seed generators): the engines differ only by float32 rounding. A different batch order or
+    dropout stream shows in the first epochs (1e-2 and more); rounding starts below 1e-6 and
+    training amplifies it (measured with dropout 0.8 on Chinatown, jax 0.10 / Keras 3.15:
+    1e-7 at epoch 10, 6e-4 relative by epoch 40, on losses near 0.002)."""
     fit, xla = engines_agree[case]["fit"], engines_agree[case]["xla"]
     assert xla["engine"] == "xla" and fit["engine"] == "fit"
     assert len(xla["loss"]) == len(fit["loss"]) == 50
-    np.testing.assert_allclose(xla["loss"], fit["loss"], rtol=1e-4)
+    np.testing.assert_allclose(xla["loss"][:20], fit["loss"][:20], rtol=1e-5)
+    np.testing.assert_allclose(xla["loss"], fit["loss"], rtol=1e-2)
     assert xla["lr"] == fit["lr"]  # identical learning-rate trajectory
     assert xla["best_epoch"] == fit["best_epoch"]
 
@@ -214,8 +218,13 @@ def test_packed_runs_equal_the_same_runs_alone(engines_agree):
 def test_a_killed_then_interrupted_packed_run_resumes_without_losing_or_duplicating_rows(tmp_path):
     from utils.experiments import read_log
 
+    # Enough epochs that the Ctrl-C never lands in the last chunk however fast the machine: a
+    # chunk is at most MAX_CHUNK_EPOCHS (256), so the kill comes by epoch 517 at the latest and
+    # the Ctrl-C's chunk ends by 1034. (With 300 epochs a fast CPU trained the rest in one
+    # chunk, and a Ctrl-C there rightly finishes the runs instead of saving a snapshot.)
+    epochs = 1200
     command = [sys.executable, "all_datasets_training.py", "--datasets", "Chinatown",
-               "--models", "lstmfcn", "--cells", "8", "--seeds", "0", "1", "--epochs", "300",
+               "--models", "lstmfcn", "--cells", "8", "--seeds", "0", "1", "--epochs", str(epochs),
                "--engine", "xla", "--pack", "2", "--snapshot-minutes", "0", "--no-progress",
                "--weights-dir", str(tmp_path / "weights"), "--logs-dir", str(tmp_path / "logs")]
     folder = tmp_path / "weights" / "lstmfcn_8_cells_weights"
@@ -238,7 +247,7 @@ def test_a_killed_then_interrupted_packed_run_resumes_without_losing_or_duplicat
     first.send_signal(signal.SIGKILL)
     first.wait()
     killed_at = json.loads(snapshot.read_text())["epoch"]
-    assert killed_at < 300 and not read_log(log)
+    assert killed_at < epochs and not read_log(log)
 
     # Ctrl-C: the pack stops after its chunk under way, saves it and exits 130 with nothing logged
     second, snapshot = start_and_wait_for_snapshot_past(killed_at + 10)
@@ -247,7 +256,7 @@ def test_a_killed_then_interrupted_packed_run_resumes_without_losing_or_duplicat
     assert second.returncode == 130, stderr[-3000:]
     assert "resumed from the snapshot" in stderr and "stopped after Ctrl-C" in stderr
     interrupted_at = json.loads(snapshot.read_text())["epoch"]
-    assert killed_at + 10 <= interrupted_at < 300 and not read_log(log)
+    assert killed_at + 10 <= interrupted_at < epochs and not read_log(log)
 
     third = subprocess.run(command, cwd=ROOT, env=JAX_ENV, capture_output=True, text=True,
                            timeout=600)
@@ -257,10 +266,10 @@ def test_a_killed_then_interrupted_packed_run_resumes_without_losing_or_duplicat
     assert sorted(row["seed"] for row in rows) == ["0", "1"]  # none lost, none duplicated
     for row in rows:
         assert row["status"] == "trained" and row["engine"] == "xla"
-        assert row["epochs_run"] == "300" and row["pack_size"] == "2"
+        assert row["epochs_run"] == str(epochs) and row["pack_size"] == "2"
         sidecar = json.loads((folder / f"Chinatown{'' if row['seed'] == '0' else '_seed1'}"
                               ".json").read_text())
-        assert len(sidecar["history"]["loss"]) == 300  # epochs before the kill included
+        assert len(sidecar["history"]["loss"]) == epochs  # epochs before the kill included
     assert not list(folder.glob(".*.resume"))  # the snapshot is removed when done
 
 
